@@ -4,6 +4,8 @@
 //! backend, and on top of it the BCDI simulator, the gap-inpainting models, the trainer and
 //! iterative phase retrieval.
 
+pub mod cli;
 pub mod error;
+pub mod fft;
 
 pub use error::{Error, Result};

@@ -1,3 +1,6 @@
 fn main() {
-    println!("bragg");
+    if let Err(err) = bragg::cli::run() {
+        eprintln!("error: {err}");
+        std::process::exit(1);
+    }
 }
