@@ -4,8 +4,16 @@
 //! backend, and on top of it the BCDI simulator, the gap-inpainting models, the trainer and
 //! iterative phase retrieval.
 
+pub mod autograd;
+pub mod backend;
 pub mod cli;
+pub mod device;
 pub mod error;
 pub mod fft;
+pub mod ops;
+pub mod tensor;
 
+pub use device::Device;
 pub use error::{Error, Result};
+pub use tensor::ops_api::Padding;
+pub use tensor::{concat, Tensor};

@@ -1,0 +1,103 @@
+//! CPU code of the element-wise operations.
+
+use super::{broadcast_strides, BinaryOp, UnaryOp};
+use crate::ops::PAR_THRESHOLD;
+use rayon::prelude::*;
+
+const CHUNK: usize = 1 << 14;
+
+/// `op(x)` for every element.
+pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    if x.len() < PAR_THRESHOLD {
+        out.iter_mut().zip(x).for_each(|(o, &v)| *o = op.apply(v));
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(o, xs)| o.iter_mut().zip(xs).for_each(|(o, &v)| *o = op.apply(v)));
+    }
+    out
+}
+
+/// `gy * op'(x)` for every element.
+pub fn unary_backward(op: UnaryOp, x: &[f32], gy: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    let body = |o: &mut [f32], xs: &[f32], gs: &[f32]| {
+        for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
+            *o = g * op.derivative(v);
+        }
+    };
+    if x.len() < PAR_THRESHOLD {
+        body(&mut out, x, gy);
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(gy.par_chunks(CHUNK)))
+            .for_each(|(o, (xs, gs))| body(o, xs, gs));
+    }
+    out
+}
+
+/// `op(a, b)` with broadcasting; the shapes have equal rank.
+pub fn binary(
+    op: BinaryOp,
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    out_shape: &[usize],
+) -> Vec<f32> {
+    let n: usize = out_shape.iter().product();
+    let mut out = vec![0.0f32; n];
+    if a_shape == b_shape {
+        let body = |o: &mut [f32], xs: &[f32], ys: &[f32]| {
+            for ((o, &x), &y) in o.iter_mut().zip(xs).zip(ys) {
+                *o = op.apply(x, y);
+            }
+        };
+        if n < PAR_THRESHOLD {
+            body(&mut out, a, b);
+        } else {
+            out.par_chunks_mut(CHUNK)
+                .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+                .for_each(|(o, (xs, ys))| body(o, xs, ys));
+        }
+        return out;
+    }
+    if b.len() == 1 {
+        let y = b[0];
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK))
+            .for_each(|(o, xs)| o.iter_mut().zip(xs).for_each(|(o, &x)| *o = op.apply(x, y)));
+        return out;
+    }
+    // General case: walk the output row by row (last axis), with strided operands.
+    let rank = out_shape.len();
+    let sa = broadcast_strides(a_shape, out_shape);
+    let sb = broadcast_strides(b_shape, out_shape);
+    let row = out_shape[rank - 1].max(1);
+    let (sa_last, sb_last) = (sa[rank - 1], sb[rank - 1]);
+    let fill_row = |r: usize, o: &mut [f32]| {
+        // Decompose the row index into the leading coordinates.
+        let mut rem = r;
+        let (mut ia, mut ib) = (0usize, 0usize);
+        for d in (0..rank - 1).rev() {
+            let c = rem % out_shape[d];
+            rem /= out_shape[d];
+            ia += c * sa[d];
+            ib += c * sb[d];
+        }
+        for (j, o) in o.iter_mut().enumerate() {
+            *o = op.apply(a[ia + j * sa_last], b[ib + j * sb_last]);
+        }
+    };
+    if n < PAR_THRESHOLD {
+        out.chunks_mut(row)
+            .enumerate()
+            .for_each(|(r, o)| fill_row(r, o));
+    } else {
+        out.par_chunks_mut(row)
+            .enumerate()
+            .for_each(|(r, o)| fill_row(r, o));
+    }
+    out
+}
