@@ -148,6 +148,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn fft_axis_matches_naive_dft_on_strided_lines() {
         let shape = [3, 6, 5];
         let a = ArrayD::from_shape_fn(IxDyn(&shape), |i| {

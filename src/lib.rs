@@ -10,6 +10,8 @@ pub mod cli;
 pub mod device;
 pub mod error;
 pub mod fft;
+pub mod loss;
+pub mod nn;
 pub mod ops;
 pub mod tensor;
 

@@ -1,4 +1,5 @@
 //! Finite-difference gradient checks of every differentiable op, 2-D and 3-D shapes.
+#![allow(clippy::cloned_ref_to_slice_refs)]
 
 use bragg::autograd::gradcheck::check_gradients;
 use bragg::{concat, Device, Padding, Result, Tensor};

@@ -1,0 +1,62 @@
+//! Gradient-difference loss: finite differences of prediction and truth along every spatial
+//! axis, compared with an L1 or L2 norm, optionally in the gap only.
+
+use super::{check_pair, ensure_finite, masked_mean};
+use crate::tensor::Tensor;
+use crate::Result;
+
+/// The norm applied to the difference of the finite differences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GradientNorm {
+    /// Mean absolute difference.
+    L1,
+    /// Mean squared difference.
+    L2,
+}
+
+fn diff(t: &Tensor, axis: usize) -> Result<Tensor> {
+    let n = t.shape()[axis];
+    t.narrow(axis, 1, n - 1)?.sub(&t.narrow(axis, 0, n - 1)?)
+}
+
+/// Mean over the spatial axes (2.. of NCHW/NCDHW) of the norm of `d(pred) - d(target)`.
+/// With a mask, a difference counts when either of its two voxels is in the gap.
+pub fn gradient_loss(
+    pred: &Tensor,
+    target: &Tensor,
+    mask: Option<&Tensor>,
+    norm: GradientNorm,
+) -> Result<Tensor> {
+    check_pair("gradient_loss", pred, target, mask)?;
+    let mut total: Option<Tensor> = None;
+    let mut terms = 0;
+    for axis in 2..pred.rank() {
+        if pred.shape()[axis] < 2 {
+            continue;
+        }
+        let d = diff(pred, axis)?.sub(&diff(target, axis)?)?;
+        let v = match norm {
+            GradientNorm::L1 => d.abs()?,
+            GradientNorm::L2 => d.square()?,
+        };
+        let pair_mask = match mask {
+            None => None,
+            Some(m) => {
+                let n = m.shape()[axis];
+                let (a, b) = (m.narrow(axis, 1, n - 1)?, m.narrow(axis, 0, n - 1)?);
+                Some(a.add(&b)?.sub(&a.mul(&b)?)?.detach())
+            }
+        };
+        let term = masked_mean(&v, pair_mask.as_ref())?;
+        total = Some(match total {
+            None => term,
+            Some(t) => t.add(&term)?,
+        });
+        terms += 1;
+    }
+    let total = match total {
+        Some(t) => t.mul_scalar(1.0 / terms as f32)?,
+        None => Tensor::zeros(&[1], pred.device())?,
+    };
+    ensure_finite("gradient_loss", total)
+}

@@ -1,0 +1,234 @@
+//! Losses for gap inpainting, each optionally restricted to a mask (1 = gap): MSE, MAE, SSIM
+//! (2-D, 3-D and slice-wise), gradient-difference, and weighted sums of these.
+//!
+//! Every loss returns a one-element tensor and fails with [`Error::NonFinite`] when its
+//! value is NaN or infinite (a NaN anywhere in its inputs), naming the loss.
+
+mod gradient;
+mod ssim;
+
+pub use gradient::{gradient_loss, GradientNorm};
+pub use ssim::{slice_ssim_loss, ssim, ssim2d, ssim3d, ssim_slicewise, SsimConfig};
+
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+use std::fmt;
+use std::str::FromStr;
+
+pub(crate) fn check_pair(
+    op: &'static str,
+    pred: &Tensor,
+    target: &Tensor,
+    mask: Option<&Tensor>,
+) -> Result<()> {
+    if pred.shape() != target.shape() {
+        return Err(Error::shape(
+            op,
+            format!(
+                "prediction {:?} and target {:?} differ",
+                pred.shape(),
+                target.shape()
+            ),
+        ));
+    }
+    if pred.numel() == 0 {
+        return Err(Error::shape(
+            op,
+            format!("empty input of shape {:?}", pred.shape()),
+        ));
+    }
+    if let Some(m) = mask {
+        if m.shape() != pred.shape() {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "mask {:?} does not match the prediction {:?}",
+                    m.shape(),
+                    pred.shape()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fails with [`Error::NonFinite`] when the one-element `loss` is NaN or infinite.
+pub fn ensure_finite(op: &'static str, loss: Tensor) -> Result<Tensor> {
+    let v = loss.item()?;
+    if v.is_finite() {
+        Ok(loss)
+    } else {
+        Err(Error::NonFinite {
+            op,
+            detail: format!("the loss is {v}: an input holds NaN or infinite values"),
+        })
+    }
+}
+
+/// Mean of `values` over the mask (weights 0/1), or over everything without a mask.
+/// An empty mask gives 0.
+pub(crate) fn masked_mean(values: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    match mask {
+        None => values.mean(),
+        Some(m) => {
+            let count = m.sum()?.add_scalar(1e-12)?;
+            values.mul(m)?.sum()?.div(&count)
+        }
+    }
+}
+
+/// Mean squared error, restricted to `mask` when given.
+pub fn mse(pred: &Tensor, target: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    check_pair("mse", pred, target, mask)?;
+    ensure_finite("mse", masked_mean(&pred.sub(target)?.square()?, mask)?)
+}
+
+/// Mean absolute error, restricted to `mask` when given.
+pub fn mae(pred: &Tensor, target: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    check_pair("mae", pred, target, mask)?;
+    ensure_finite("mae", masked_mean(&pred.sub(target)?.abs()?, mask)?)
+}
+
+/// `mask * pred + (1 - mask) * target`: the prediction inside the gap, the truth outside.
+pub fn composite(pred: &Tensor, target: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    target.add(&pred.sub(target)?.mul(mask)?)
+}
+
+/// One term of a [`LossSpec`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LossTerm {
+    /// Mean squared error in the gap.
+    Mse,
+    /// Mean absolute error in the gap.
+    Mae,
+    /// `1 - SSIM` of the composite (prediction in the gap) against the truth; 2-D SSIM for
+    /// images, 3-D SSIM for volumes.
+    Ssim,
+    /// Sum over depth slices of `1 - 2-D SSIM` on the composite (the 3-D patch model's term).
+    SliceSsim,
+    /// L2 gradient-difference loss in the gap.
+    Grad,
+    /// L1 gradient-difference loss in the gap.
+    GradL1,
+}
+
+impl LossTerm {
+    fn name(self) -> &'static str {
+        match self {
+            LossTerm::Mse => "mse",
+            LossTerm::Mae => "mae",
+            LossTerm::Ssim => "ssim",
+            LossTerm::SliceSsim => "slice-ssim",
+            LossTerm::Grad => "grad",
+            LossTerm::GradL1 => "grad-l1",
+        }
+    }
+
+    /// Evaluates this term.
+    pub fn eval(
+        self,
+        pred: &Tensor,
+        target: &Tensor,
+        mask: Option<&Tensor>,
+        cfg: &SsimConfig,
+    ) -> Result<Tensor> {
+        let comp = |p: &Tensor| match mask {
+            Some(m) => composite(p, target, m),
+            None => Ok(p.clone()),
+        };
+        match self {
+            LossTerm::Mse => mse(pred, target, mask),
+            LossTerm::Mae => mae(pred, target, mask),
+            LossTerm::Ssim => {
+                check_pair("ssim", pred, target, mask)?;
+                ssim(&comp(pred)?, target, cfg)?.neg()?.add_scalar(1.0)
+            }
+            LossTerm::SliceSsim => {
+                check_pair("slice-ssim", pred, target, mask)?;
+                slice_ssim_loss(&comp(pred)?, target, cfg)
+            }
+            LossTerm::Grad => gradient_loss(pred, target, mask, GradientNorm::L2),
+            LossTerm::GradL1 => gradient_loss(pred, target, mask, GradientNorm::L1),
+        }
+    }
+}
+
+/// A weighted sum of loss terms, written like `mse+ssim+grad` or `1.0*mse+0.5*ssim`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossSpec {
+    /// (weight, term) pairs.
+    pub terms: Vec<(f32, LossTerm)>,
+    /// SSIM settings shared by the SSIM terms.
+    pub ssim: SsimConfig,
+}
+
+impl LossSpec {
+    /// Evaluates the weighted sum.
+    pub fn eval(&self, pred: &Tensor, target: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let mut total: Option<Tensor> = None;
+        for &(w, term) in &self.terms {
+            let v = term.eval(pred, target, mask, &self.ssim)?.mul_scalar(w)?;
+            total = Some(match total {
+                None => v,
+                Some(t) => t.add(&v)?,
+            });
+        }
+        total.ok_or_else(|| Error::arg("loss", "terms", "the loss has no term"))
+    }
+}
+
+impl FromStr for LossSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let mut terms = Vec::new();
+        for part in s.split('+').map(str::trim) {
+            let (w, name) = match part.split_once('*') {
+                Some((w, n)) => (
+                    w.trim().parse::<f32>().map_err(|_| {
+                        Error::arg("loss", "spec", format!("bad weight `{w}` in `{s}`"))
+                    })?,
+                    n.trim(),
+                ),
+                None => (1.0, part),
+            };
+            let term = match name {
+                "mse" => LossTerm::Mse,
+                "mae" => LossTerm::Mae,
+                "ssim" => LossTerm::Ssim,
+                "slice-ssim" => LossTerm::SliceSsim,
+                "grad" => LossTerm::Grad,
+                "grad-l1" => LossTerm::GradL1,
+                other => {
+                    return Err(Error::arg(
+                        "loss",
+                        "spec",
+                        format!("unknown term `{other}` in `{s}` (known: mse, mae, ssim, slice-ssim, grad, grad-l1)"),
+                    ))
+                }
+            };
+            terms.push((w, term));
+        }
+        Ok(LossSpec {
+            terms,
+            ssim: SsimConfig::default(),
+        })
+    }
+}
+
+impl fmt::Display for LossSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .terms
+            .iter()
+            .map(|(w, t)| {
+                if *w == 1.0 {
+                    t.name().to_string()
+                } else {
+                    format!("{w}*{}", t.name())
+                }
+            })
+            .collect();
+        write!(f, "{}", parts.join("+"))
+    }
+}
