@@ -9,3 +9,4 @@ pub mod error;
 pub mod fft;
 
 pub use error::{Error, Result};
+pub mod phasing;
