@@ -50,7 +50,7 @@ impl Problem {
     /// intensities are set to 0; non-finite ones are an error.
     pub fn from_centred(intensity: &ArrayD<f32>, mask: Option<&ArrayD<u8>>) -> Result<Self> {
         let shape = intensity.shape().to_vec();
-        if shape.is_empty() || shape.len() > 3 || shape.iter().any(|&n| n < 2) {
+        if !(2..=3).contains(&shape.len()) || shape.iter().any(|&n| n < 2) {
             return Err(Error::shape(
                 "phasing",
                 format!("intensity must be 2D or 3D with every axis >= 2, got {shape:?}"),

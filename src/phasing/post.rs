@@ -183,6 +183,39 @@ pub fn correlation_shift(a: &[f32], b: &[f32], shape: &[usize], plan: &FftPlan) 
         .collect()
 }
 
+/// Translates `a` by a fraction of a pixel onto `reference`: the linear phase of the cross-power
+/// spectrum `F(a) conj(F(reference))` (estimated as in [`phase_gradient`], in centred layout) is
+/// removed from `F(a)`. Returns the translation removed (px per axis).
+pub fn subpixel_register(
+    a: &mut [Complex32],
+    reference: &[Complex32],
+    shape: &[usize],
+    plan: &FftPlan,
+) -> Vec<f64> {
+    let half: Vec<i64> = shape.iter().map(|&n| (n / 2) as i64).collect();
+    let minus_half: Vec<i64> = half.iter().map(|v| -v).collect();
+    let mut fa = a.to_vec();
+    let mut ft = reference.to_vec();
+    plan.process(&mut fa, Direction::Forward);
+    plan.process(&mut ft, Direction::Forward);
+    let mut fa_c = roll(&fa, shape, &half);
+    let ft_c = roll(&ft, shape, &half);
+    let cross: Vec<Complex32> = fa_c
+        .par_iter()
+        .zip(ft_c.par_iter())
+        .map(|(x, y)| x * y.conj())
+        .collect();
+    let g = phase_gradient(&cross, shape);
+    remove_ramp(&mut fa_c, shape, &g);
+    let mut back = roll(&fa_c, shape, &minus_half);
+    plan.process(&mut back, Direction::Inverse);
+    a.copy_from_slice(&back);
+    g.iter()
+        .zip(shape)
+        .map(|(&g, &n)| g * n as f64 / (2.0 * PI))
+        .collect()
+}
+
 /// Errors of a reconstruction against a reference, after removing the ambiguities.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
@@ -198,6 +231,9 @@ pub struct Comparison {
     pub twin: bool,
     /// Integer roll applied to the reconstruction (after the twin flip when `twin`).
     pub shift: Vec<i64>,
+    /// Residual sub-pixel translation removed after the integer roll (px per axis): a
+    /// reconstruction may be translated by any fraction of a pixel without changing `|F|`.
+    pub subpixel_shift: Vec<f64>,
     /// Phase gradient removed (rad/px per axis).
     pub ramp: Vec<f64>,
 }
@@ -228,13 +264,22 @@ fn align_one(
     let s = correlation_shift(&am, &tm, shape, plan);
     let back: Vec<i64> = s.iter().map(|v| -v).collect();
     let mut a = roll(candidate, shape, &back);
-    let d: Vec<Complex32> = a
-        .par_iter()
-        .zip(reference.par_iter())
-        .map(|(x, y)| x * y.conj())
-        .collect();
-    let g = phase_gradient(&d, shape);
-    remove_ramp(&mut a, shape, &g);
+    // Alternate the removal of the relative phase ramp (a shift in reciprocal space) and of the
+    // sub-pixel translation (a ramp in reciprocal space).
+    let mut sub = vec![0.0f64; shape.len()];
+    let mut g = vec![0.0f64; shape.len()];
+    for _ in 0..3 {
+        let d: Vec<Complex32> = a
+            .par_iter()
+            .zip(reference.par_iter())
+            .map(|(x, y)| x * y.conj())
+            .collect();
+        let gi = phase_gradient(&d, shape);
+        remove_ramp(&mut a, shape, &gi);
+        g.iter_mut().zip(&gi).for_each(|(x, y)| *x += y);
+        let s = subpixel_register(&mut a, reference, shape, plan);
+        sub.iter_mut().zip(&s).for_each(|(x, y)| *x += y);
+    }
     // Global phase and complex scale.
     let (mut at, mut aa, mut tt) = (num_complex::Complex64::default(), 0.0f64, 0.0f64);
     for (x, y) in a.iter().zip(reference) {
@@ -283,6 +328,7 @@ fn align_one(
             support_jaccard: inter as f64 / union.max(1) as f64,
             twin: twin_flag,
             shift: back,
+            subpixel_shift: sub,
             ramp: g,
         },
     }
