@@ -155,7 +155,9 @@ pub struct FftPlan {
 
 impl std::fmt::Debug for FftPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FftPlan").field("shape", &self.shape).finish()
+        f.debug_struct("FftPlan")
+            .field("shape", &self.shape)
+            .finish()
     }
 }
 
@@ -201,7 +203,9 @@ impl FftPlan {
         self.process_unscaled(data, direction);
         if direction == Direction::Inverse {
             let scale = 1.0 / self.len().max(1) as f32;
-            data.par_iter_mut().with_min_len(4096).for_each(|v| *v *= scale);
+            data.par_iter_mut()
+                .with_min_len(4096)
+                .for_each(|v| *v *= scale);
         }
     }
 

@@ -56,7 +56,10 @@ fn check(truth: &ArrayD<Complex32>, runs: &[phasing::Run], max_mod: f64, max_pha
         .map(|r| {
             let o: Vec<Complex32> = r.object.iter().copied().collect();
             let m = post::align(&o, &t, shape).metrics;
-            eprintln!("{shape:?} run {}: llk {:.3e} free {:.3e} {m:?}", r.index, r.llk, r.free_llk);
+            eprintln!(
+                "{shape:?} run {}: llk {:.3e} free {:.3e} {m:?}",
+                r.index, r.llk, r.free_llk
+            );
             m
         })
         .min_by(|a, b| a.complex_error.total_cmp(&b.complex_error))
@@ -113,7 +116,13 @@ fn start_from_true_reciprocal_phase_converges_fast() {
     FftPlan::new(&[64, 64]).process(f.as_slice_mut().unwrap(), Direction::Forward);
     let phase = fftshift(&f.mapv(|v| v.arg()));
     let problem = Problem::from_centred(&intensity(&truth), None).unwrap();
-    let runs = phasing::phase(&problem, &options("ER**20", 1), &Start::ReciprocalPhase(phase), &mut |_, _, _| {}).unwrap();
+    let runs = phasing::phase(
+        &problem,
+        &options("ER**20", 1),
+        &Start::ReciprocalPhase(phase),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
     check(&truth, &runs, 0.05, 0.05);
     // The reciprocal-phase start also goes through a full `phase` call with several runs.
 }
@@ -125,7 +134,10 @@ fn parseval_holds_for_the_planned_fft() {
     FftPlan::new(truth.shape()).process(&mut f, Direction::Forward);
     let e_real: f64 = truth.iter().map(|v| v.norm_sqr() as f64).sum();
     let e_rec: f64 = f.iter().map(|v| v.norm_sqr() as f64).sum::<f64>() / f.len() as f64;
-    assert!((e_real - e_rec).abs() < 1e-4 * e_real, "{e_real} vs {e_rec}");
+    assert!(
+        (e_real - e_rec).abs() < 1e-4 * e_real,
+        "{e_real} vs {e_rec}"
+    );
 }
 
 #[test]
@@ -137,7 +149,10 @@ fn llk_of_truth_is_lower_than_of_a_random_object() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let noisy = i.mapv(|v| {
         let lambda = (v / max * 1e4) as f64;
-        rand_distr::Distribution::sample(&rand_distr::Poisson::new(lambda.max(1e-9)).unwrap(), &mut rng) as f32
+        rand_distr::Distribution::sample(
+            &rand_distr::Poisson::new(lambda.max(1e-9)).unwrap(),
+            &mut rng,
+        ) as f32
     });
     let scale = (1e4 / max).sqrt();
     let problem = Problem::from_centred(&noisy, None).unwrap();
@@ -145,7 +160,9 @@ fn llk_of_truth_is_lower_than_of_a_random_object() {
     let llk_of = |obj: &ArrayD<Complex32>| {
         let mut f: Vec<Complex32> = obj.iter().map(|v| v * scale).collect();
         plan.process(&mut f, Direction::Forward);
-        let f = bragg::fft::ifftshift(&fftshift(&ArrayD::from_shape_vec(IxDyn(&[64, 64]), f).unwrap()));
+        let f = bragg::fft::ifftshift(&fftshift(
+            &ArrayD::from_shape_vec(IxDyn(&[64, 64]), f).unwrap(),
+        ));
         kernels::poisson_llk(f.as_slice().unwrap(), problem.iobs(), problem.mask()).llk()
     };
     let random = truth.mapv(|v| Complex32::from_polar(v.norm(), rng.random_range(0.0..6.28)));
@@ -158,7 +175,11 @@ fn llk_of_truth_is_lower_than_of_a_random_object() {
 fn runs_are_deterministic_for_a_seed() {
     let truth = object(&[32, 32], &[6.0, 5.0]);
     let problem = Problem::from_centred(&intensity(&truth), None).unwrap();
-    let opts = Options { runs: 2, keep: 2, ..options("RAAR**30,ER**10", 2) };
+    let opts = Options {
+        runs: 2,
+        keep: 2,
+        ..options("RAAR**30,ER**10", 2)
+    };
     let a = phasing::phase(&problem, &opts, &Start::Random, &mut |_, _, _| {}).unwrap();
     let b = phasing::phase(&problem, &opts, &Start::Random, &mut |_, _, _| {}).unwrap();
     assert_eq!(a.len(), 2);
@@ -188,24 +209,53 @@ fn bad_inputs_are_errors() {
 #[ignore]
 fn tune() {
     let chain = std::env::var("CHAIN").unwrap_or("RAAR**300,ER**100".into());
-    let runs: usize = std::env::var("RUNS").map(|v| v.parse().unwrap()).unwrap_or(3);
-    let shape: Vec<usize> = std::env::var("SHAPE").unwrap_or("64,64".into()).split(',').map(|v| v.parse().unwrap()).collect();
-    let gap: usize = std::env::var("GAP").map(|v| v.parse().unwrap()).unwrap_or(0);
-    let semi: Vec<f64> = if shape.len() == 2 { vec![11.0, 8.0] } else { vec![7.0, 6.0, 5.0] };
+    let runs: usize = std::env::var("RUNS")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(3);
+    let shape: Vec<usize> = std::env::var("SHAPE")
+        .unwrap_or("64,64".into())
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let gap: usize = std::env::var("GAP")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0);
+    let semi: Vec<f64> = if shape.len() == 2 {
+        vec![11.0, 8.0]
+    } else {
+        vec![7.0, 6.0, 5.0]
+    };
     let truth = object(&shape, &semi);
     let n = *shape.last().unwrap();
-    let mask = ArrayD::from_shape_fn(IxDyn(&shape), |i| u8::from(gap > 0 && (n / 2 + 3..n / 2 + 3 + gap).contains(&i[shape.len() - 1])));
+    let mask = ArrayD::from_shape_fn(IxDyn(&shape), |i| {
+        u8::from(gap > 0 && (n / 2 + 3..n / 2 + 3 + gap).contains(&i[shape.len() - 1]))
+    });
     let problem = Problem::from_centred(&intensity(&truth), Some(&mask)).unwrap();
     let mut o = options(&chain, runs);
     o.keep = runs;
-    if let Ok(t) = std::env::var("THR") { o.shrink_wrap.threshold = t.parse().unwrap(); }
-    if let Ok(t) = std::env::var("PERIOD") { o.shrink_wrap.period = t.parse().unwrap(); }
+    if let Ok(t) = std::env::var("THR") {
+        o.shrink_wrap.threshold = t.parse().unwrap();
+    }
+    if let Ok(t) = std::env::var("PERIOD") {
+        o.shrink_wrap.period = t.parse().unwrap();
+    }
     let t0 = std::time::Instant::now();
     let res = phasing::phase(&problem, &o, &Start::Random, &mut |_, _, _| {}).unwrap();
     eprintln!("{:?}", t0.elapsed());
     let t: Vec<Complex32> = truth.iter().copied().collect();
     for r in &res {
         let al = post::align(&r.object.iter().copied().collect::<Vec<_>>(), &t, &shape);
-        eprintln!("run {} llk {:.3e} free {:.3e} sup {} err {:.3} mod {:.3} ph {:.3} jac {:.3} twin {}", r.index, r.llk, r.free_llk, r.support_size, al.metrics.complex_error, al.metrics.modulus_error, al.metrics.phase_rms_error, al.metrics.support_jaccard, al.metrics.twin);
+        eprintln!(
+            "run {} llk {:.3e} free {:.3e} sup {} err {:.3} mod {:.3} ph {:.3} jac {:.3} twin {}",
+            r.index,
+            r.llk,
+            r.free_llk,
+            r.support_size,
+            al.metrics.complex_error,
+            al.metrics.modulus_error,
+            al.metrics.phase_rms_error,
+            al.metrics.support_jaccard,
+            al.metrics.twin
+        );
     }
 }

@@ -110,7 +110,10 @@ fn merge(ops: Vec<Op>) -> Vec<Op> {
     for op in ops {
         match (out.last_mut(), op) {
             (
-                Some(Op::Cycles { algorithm: a, count }),
+                Some(Op::Cycles {
+                    algorithm: a,
+                    count,
+                }),
                 Op::Cycles {
                     algorithm: b,
                     count: c,
@@ -356,9 +359,15 @@ mod tests {
     #[test]
     fn parses_sequences_products_and_groups() {
         let c = Chain::parse("RAAR**600, ER**200").unwrap();
-        assert_eq!(c.ops, vec![cyc(Algorithm::Raar, 600), cyc(Algorithm::Er, 200)]);
+        assert_eq!(
+            c.ops,
+            vec![cyc(Algorithm::Raar, 600), cyc(Algorithm::Er, 200)]
+        );
         let c = Chain::parse("ER**200*RAAR**600").unwrap();
-        assert_eq!(c.ops, vec![cyc(Algorithm::Raar, 600), cyc(Algorithm::Er, 200)]);
+        assert_eq!(
+            c.ops,
+            vec![cyc(Algorithm::Raar, 600), cyc(Algorithm::Er, 200)]
+        );
         let c = Chain::parse("(sup*hio**50)**3,ER").unwrap();
         assert_eq!(c.ops.len(), 7);
         assert_eq!(c.ops[0], cyc(Algorithm::Hio, 50));
@@ -372,8 +381,18 @@ mod tests {
     #[test]
     fn rejects_bad_strings_with_a_clear_message() {
         for bad in [
-            "", "RAAR**", "RAAR**0", "FOO**3", "RAAR**600,", "(ER**3", "ER**3)", "ER**-1",
-            "Sup", "ER;HIO", "RAAR**99999999999999999999999", "(ER**1000)**100000",
+            "",
+            "RAAR**",
+            "RAAR**0",
+            "FOO**3",
+            "RAAR**600,",
+            "(ER**3",
+            "ER**3)",
+            "ER**-1",
+            "Sup",
+            "ER;HIO",
+            "RAAR**99999999999999999999999",
+            "(ER**1000)**100000",
         ] {
             let err = Chain::parse(bad).expect_err(bad).to_string();
             assert!(err.contains("algorithm"), "{bad}: {err}");

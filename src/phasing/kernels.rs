@@ -267,9 +267,9 @@ pub fn max_and_rms_in_support(data: &[f32], support: &[u8]) -> (f32, f32) {
             (mx, ss, n)
         })
         .collect();
-    let (mx, ss, n) = parts
-        .iter()
-        .fold((0.0f32, 0.0f64, 0usize), |a, b| (a.0.max(b.0), a.1 + b.1, a.2 + b.2));
+    let (mx, ss, n) = parts.iter().fold((0.0f32, 0.0f64, 0usize), |a, b| {
+        (a.0.max(b.0), a.1 + b.1, a.2 + b.2)
+    });
     (mx, (ss / n.max(1) as f64).sqrt() as f32)
 }
 
@@ -308,7 +308,13 @@ mod tests {
             Complex32::new(3.0, 4.0),
             Complex32::new(0.0, 0.0),
         ];
-        fourier_projection(&mut psi, &[4.0, 4.0, 9.0], &[OBSERVED, MASKED, OBSERVED], 0.5, 0.0);
+        fourier_projection(
+            &mut psi,
+            &[4.0, 4.0, 9.0],
+            &[OBSERVED, MASKED, OBSERVED],
+            0.5,
+            0.0,
+        );
         assert!((psi[0] - Complex32::new(0.6, 0.8)).norm() < 1e-6);
         assert!((psi[1] - Complex32::new(1.5, 2.0)).norm() < 1e-6);
         assert!((psi[2] - Complex32::new(1.5, 0.0)).norm() < 1e-6);
@@ -353,7 +359,11 @@ mod tests {
     #[test]
     fn llk_is_zero_for_a_perfect_noiseless_fit() {
         let psi = vec![Complex32::new(2.0, 0.0); 4];
-        let s = poisson_llk(&psi, &[4.0, 4.0, 4.0, 1.0], &[OBSERVED, FREE, MASKED, OBSERVED]);
+        let s = poisson_llk(
+            &psi,
+            &[4.0, 4.0, 4.0, 1.0],
+            &[OBSERVED, FREE, MASKED, OBSERVED],
+        );
         assert_eq!((s.n_observed, s.n_free), (2, 1));
         assert!(s.free.abs() < 1e-9);
         assert!(s.observed > 0.0);

@@ -74,7 +74,13 @@ impl Problem {
         let mask: Vec<u8> = match mask {
             Some(m) => ifftshift(m)
                 .iter()
-                .map(|&v| if v != 0 { kernels::MASKED } else { kernels::OBSERVED })
+                .map(|&v| {
+                    if v != 0 {
+                        kernels::MASKED
+                    } else {
+                        kernels::OBSERVED
+                    }
+                })
                 .collect(),
             None => vec![kernels::OBSERVED; iobs.len()],
         };
@@ -220,7 +226,11 @@ impl Phaser {
     /// the autocorrelation support.
     pub fn new(problem: &Problem, options: &Options) -> Result<Self> {
         if !(0.0..=1.0).contains(&options.beta) {
-            return Err(Error::arg("phasing", "beta", format!("{} not in [0, 1]", options.beta)));
+            return Err(Error::arg(
+                "phasing",
+                "beta",
+                format!("{} not in [0, 1]", options.beta),
+            ));
         }
         if !(0.0..0.5).contains(&options.free_fraction) {
             return Err(Error::arg(
@@ -231,7 +241,11 @@ impl Phaser {
         }
         let sw = &options.shrink_wrap;
         if !(sw.threshold > 0.0 && sw.threshold.is_finite()) {
-            return Err(Error::arg("phasing", "support threshold", format!("{} <= 0", sw.threshold)));
+            return Err(Error::arg(
+                "phasing",
+                "support threshold",
+                format!("{} <= 0", sw.threshold),
+            ));
         }
         if !(options.autocorrelation_threshold > 0.0 && options.autocorrelation_threshold < 1.0) {
             return Err(Error::arg(
@@ -341,7 +355,11 @@ impl Phaser {
                 self.roll_psi_to_origin();
             }
         }
-        if self.psi.iter().any(|v| !v.re.is_finite() || !v.im.is_finite()) {
+        if self
+            .psi
+            .iter()
+            .any(|v| !v.re.is_finite() || !v.im.is_finite())
+        {
             return Err(Error::NonFinite {
                 op: "phasing start",
                 detail: "the starting object has non-finite values".into(),
@@ -368,7 +386,8 @@ impl Phaser {
     pub fn cycle(&mut self, algorithm: Algorithm) {
         let n = self.rho.len();
         kernels::copy(&self.rho, &mut self.psi);
-        self.plan.process_unscaled(&mut self.psi, Direction::Forward);
+        self.plan
+            .process_unscaled(&mut self.psi, Direction::Forward);
         kernels::fourier_projection(
             &mut self.psi,
             &self.iobs,
@@ -376,7 +395,8 @@ impl Phaser {
             1.0 / n as f32,
             self.options.confidence,
         );
-        self.plan.process_unscaled(&mut self.psi, Direction::Inverse);
+        self.plan
+            .process_unscaled(&mut self.psi, Direction::Inverse);
         kernels::real_space_update(
             &mut self.rho,
             &self.psi,
@@ -389,7 +409,8 @@ impl Phaser {
     /// Poisson LLK sums of the current iterate.
     pub fn llk(&mut self) -> LlkSums {
         kernels::copy(&self.rho, &mut self.psi);
-        self.plan.process_unscaled(&mut self.psi, Direction::Forward);
+        self.plan
+            .process_unscaled(&mut self.psi, Direction::Forward);
         kernels::poisson_llk(&self.psi, &self.iobs, &self.mask)
     }
 
@@ -423,8 +444,7 @@ impl Phaser {
                 Op::Cycles { algorithm, count } => {
                     for _ in 0..count {
                         global += 1;
-                        let auto =
-                            period > 0 && algorithm != Algorithm::Er && global % period == 0;
+                        let auto = period > 0 && algorithm != Algorithm::Er && global % period == 0;
                         f(Some(algorithm), auto);
                     }
                 }
@@ -516,8 +536,10 @@ pub fn phase(
         } else {
             best = Some(obj.clone());
         }
-        run.object = ArrayD::from_shape_vec(IxDyn(&shape), obj).map_err(|e| Error::Msg(e.to_string()))?;
-        run.support = ArrayD::from_shape_vec(IxDyn(&shape), sup).map_err(|e| Error::Msg(e.to_string()))?;
+        run.object =
+            ArrayD::from_shape_vec(IxDyn(&shape), obj).map_err(|e| Error::Msg(e.to_string()))?;
+        run.support =
+            ArrayD::from_shape_vec(IxDyn(&shape), sup).map_err(|e| Error::Msg(e.to_string()))?;
     }
     Ok(runs)
 }

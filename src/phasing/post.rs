@@ -396,8 +396,14 @@ mod tests {
         let mut sup = vec![0u8; 256];
         let shift = normalise(&mut rho, &mut sup, &shape);
         assert_eq!(shift, vec![3, -2]);
-        let c = circular_centre(&rho.iter().map(|v| v.norm_sqr()).collect::<Vec<_>>(), &shape);
-        assert!((c[0] - 8.0).abs() < 0.5 && (c[1] - 8.0).abs() < 0.5, "{c:?}");
+        let c = circular_centre(
+            &rho.iter().map(|v| v.norm_sqr()).collect::<Vec<_>>(),
+            &shape,
+        );
+        assert!(
+            (c[0] - 8.0).abs() < 0.5 && (c[1] - 8.0).abs() < 0.5,
+            "{c:?}"
+        );
         let g = phase_gradient(&rho, &shape);
         assert!(g.iter().all(|v| v.abs() < 1e-3), "{g:?}");
     }

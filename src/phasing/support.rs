@@ -109,7 +109,8 @@ pub fn shrink_wrap(
         ThresholdMethod::Rms => rms,
         ThresholdMethod::Max => max,
     };
-    let size = kernels::threshold_support(&buf.amp, &mut buf.candidate, params.threshold * reference);
+    let size =
+        kernels::threshold_support(&buf.amp, &mut buf.candidate, params.threshold * reference);
     let n = support.len().max(1) as f32;
     let frac = size as f32 / n;
     let accepted = size > 0 && frac >= params.min_fraction && frac <= params.max_fraction;
@@ -182,10 +183,14 @@ pub fn add_free_pixels<R: Rng>(
             *c = rng.random_range(0..s as i64);
         }
         // Wrapped distance of the island centre to the zero frequency.
-        let central = centre.iter().zip(shape).zip(&exclude).all(|((&c, &s), &e)| {
-            let d = c.min(s as i64 - c);
-            d < e + r
-        });
+        let central = centre
+            .iter()
+            .zip(shape)
+            .zip(&exclude)
+            .all(|((&c, &s), &e)| {
+                let d = c.min(s as i64 - c);
+                d < e + r
+            });
         if central {
             continue;
         }
