@@ -245,6 +245,7 @@ pub fn write_npz_atomic(
 /// Runs `bragg phase`.
 pub fn run(args: &PhaseArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
+    let chain = Chain::parse(&args.algorithm)?;
     let path = &args.input;
     let intensity = select(read_real(path, &args.key)?, args.index, path, &args.key)?;
     let shape = intensity.shape().to_vec();
@@ -284,7 +285,7 @@ pub fn run(args: &PhaseArgs) -> Result<()> {
         }
     };
     let options = Options {
-        chain: Chain::parse(&args.algorithm)?,
+        chain,
         beta: args.beta,
         shrink_wrap: ShrinkWrap {
             threshold: args.support_threshold,
