@@ -143,6 +143,12 @@ struct SyncPtr(*mut Complex32);
 unsafe impl Send for SyncPtr {}
 unsafe impl Sync for SyncPtr {}
 
+impl SyncPtr {
+    fn get(&self) -> *mut Complex32 {
+        self.0
+    }
+}
+
 /// A planned N-d FFT over a flat C-ordered buffer of a fixed shape: the rustfft plans are built
 /// once and reused, and the work buffers live per thread, so repeated transforms (phase
 /// retrieval cycles) allocate nothing. Contiguous lines go straight to rustfft; strided axes are
@@ -249,7 +255,6 @@ impl FftPlan {
         let blocks = inner.div_ceil(PLAN_BLOCK);
         let ptr = SyncPtr(data.as_mut_ptr());
         (0..outer * blocks).into_par_iter().for_each(|task| {
-            let ptr = ptr;
             let o = task / blocks;
             let c0 = (task % blocks) * PLAN_BLOCK;
             let width = PLAN_BLOCK.min(inner - c0);
@@ -266,7 +271,7 @@ impl FftPlan {
                 // indices stay below outer * n * inner = data.len().
                 unsafe {
                     for k in 0..n {
-                        let row = ptr.0.add(base + k * inner);
+                        let row = ptr.get().add(base + k * inner);
                         for c in 0..width {
                             buf[c * n + k] = *row.add(c);
                         }
@@ -275,7 +280,7 @@ impl FftPlan {
                 fft.process_with_scratch(&mut buf[..width * n], &mut scratch[..scratch_len]);
                 unsafe {
                     for k in 0..n {
-                        let row = ptr.0.add(base + k * inner);
+                        let row = ptr.get().add(base + k * inner);
                         for c in 0..width {
                             *row.add(c) = buf[c * n + k];
                         }

@@ -165,7 +165,8 @@ fn llk_of_truth_is_lower_than_of_a_random_object() {
         ));
         kernels::poisson_llk(f.as_slice().unwrap(), problem.iobs(), problem.mask()).llk()
     };
-    let random = truth.mapv(|v| Complex32::from_polar(v.norm(), rng.random_range(0.0..6.28)));
+    let random = truth
+        .mapv(|v| Complex32::from_polar(v.norm(), rng.random_range(0.0..std::f32::consts::TAU)));
     let (lt, lr) = (llk_of(&truth), llk_of(&random));
     eprintln!("LLK truth {lt:.3} random {lr:.3}");
     assert!(lt < 2.0 && lt < lr / 10.0, "truth {lt} random {lr}");

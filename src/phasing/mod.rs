@@ -444,7 +444,9 @@ impl Phaser {
                 Op::Cycles { algorithm, count } => {
                     for _ in 0..count {
                         global += 1;
-                        let auto = period > 0 && algorithm != Algorithm::Er && global % period == 0;
+                        let auto = period > 0
+                            && algorithm != Algorithm::Er
+                            && global.is_multiple_of(period);
                         f(Some(algorithm), auto);
                     }
                 }
