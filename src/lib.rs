@@ -13,6 +13,7 @@ pub mod fft;
 pub mod loss;
 pub mod nn;
 pub mod ops;
+pub mod phasing;
 pub mod tensor;
 
 pub use device::Device;

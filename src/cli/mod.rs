@@ -2,6 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod compare;
+pub mod figures;
+pub mod phase;
+
 /// Command-line entry of `bragg`.
 #[derive(Debug, Parser)]
 #[command(
@@ -19,6 +23,10 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and the number of CPU threads used.
     Info,
+    /// Iterative phase retrieval (ER/HIO/RAAR chains, shrink-wrap, several runs).
+    Phase(phase::PhaseArgs),
+    /// Compare a reconstruction with the true object after removing the ambiguities.
+    Compare(compare::CompareArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -33,5 +41,7 @@ pub fn run() -> crate::Result<()> {
             );
             Ok(())
         }
+        Command::Phase(args) => phase::run(&args),
+        Command::Compare(args) => compare::run(&args),
     }
 }

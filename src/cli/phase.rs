@@ -1,0 +1,377 @@
+//! `bragg phase`: iterative phase retrieval of an intensity read from .npz/.npy, and the small
+//! npz/npy helpers it shares with `bragg compare`.
+
+use crate::phasing::{self, Chain, Options, Problem, ShrinkWrap, Start, ThresholdMethod};
+use crate::{Error, Result};
+use clap::Args;
+use ndarray::{ArrayD, Axis, IxDyn};
+use ndarray_npy::{NpzReader, NpzWriter, ReadNpyExt, ReadableElement};
+use num_complex::{Complex32, Complex64};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `bragg phase`.
+#[derive(Debug, Args)]
+pub struct PhaseArgs {
+    /// Input .npz (or .npy) holding the intensity, Bragg peak at the array centre. A 2D array is
+    /// one pattern; a 3D array is one volume (or, with --index, a batch of 2D patterns); a 4D
+    /// array is a batch of volumes.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Key of the intensity in the .npz.
+    #[arg(long, default_value = "intensity")]
+    pub key: String,
+    /// Key of the mask (non-zero = gap/masked pixel). Default: `mask` when present.
+    #[arg(long)]
+    pub mask_key: Option<String>,
+    /// Key of a reciprocal-space phase (same layout as the intensity) to start from, e.g. a
+    /// network prediction; default: random starts.
+    #[arg(long)]
+    pub phase_key: Option<String>,
+    /// Index in the batch (first axis).
+    #[arg(long)]
+    pub index: Option<usize>,
+    /// Algorithm chain, PyNX notation: `RAAR**600,ER**200`, `HIO**300`, `(Sup*RAAR**50)**12`.
+    /// `,` runs left to right, `A*B` runs B then A, `Sup` is one shrink-wrap.
+    #[arg(long, default_value = "RAAR**600,ER**200")]
+    pub algorithm: String,
+    /// Automatic shrink-wrap every N cycles of HIO/RAAR (0: only explicit `Sup`).
+    #[arg(long, default_value_t = 50)]
+    pub support_period: usize,
+    /// Shrink-wrap threshold, relative to the RMS (or max) of the blurred modulus.
+    #[arg(long, default_value_t = 0.25)]
+    pub support_threshold: f32,
+    /// Reference of the shrink-wrap threshold: `rms` (inside the support) or `max`.
+    #[arg(long, default_value = "rms")]
+    pub support_method: String,
+    /// Initial support threshold on the autocorrelation, relative to its max.
+    #[arg(long, default_value_t = 0.1)]
+    pub autocorrelation_threshold: f32,
+    /// HIO/RAAR beta.
+    #[arg(long, default_value_t = 0.9)]
+    pub beta: f32,
+    /// Poisson confidence interval of the projection (in amplitude standard deviations; 0 off).
+    #[arg(long, default_value_t = 0.0)]
+    pub confidence: f32,
+    /// Fraction of pixels withheld for the free LLK.
+    #[arg(long, default_value_t = 0.05)]
+    pub free_fraction: f32,
+    /// Number of runs from random starts.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Number of runs kept (best free LLK first).
+    #[arg(long, default_value_t = 1)]
+    pub keep: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output .npz: `object` (complex64, [keep, ...]), `support` (u8), `llk`, `free_llk`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write PNG central slices (modulus, phase) of the best run into this folder.
+    #[arg(long)]
+    pub figures: Option<PathBuf>,
+}
+
+fn npz_names(path: &Path) -> Result<Vec<String>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut npz =
+        NpzReader::new(file).map_err(|e| Error::data(path, format!("not a valid .npz: {e}")))?;
+    npz.names()
+        .map_err(|e| Error::data(path, format!("cannot list the arrays: {e}")))
+}
+
+fn is_npy(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
+/// Whether `key` exists in the .npz at `path` (always false for a .npy).
+pub fn has_key(path: &Path, key: &str) -> Result<bool> {
+    if is_npy(path) {
+        return Ok(false);
+    }
+    Ok(npz_names(path)?.iter().any(|n| n == key))
+}
+
+fn read_typed<T: ReadableElement>(path: &Path, key: &str) -> Result<Option<ArrayD<T>>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    if is_npy(path) {
+        return Ok(ArrayD::<T>::read_npy(file).ok());
+    }
+    let mut npz =
+        NpzReader::new(file).map_err(|e| Error::data(path, format!("not a valid .npz: {e}")))?;
+    Ok(npz.by_name::<ndarray::OwnedRepr<T>, IxDyn>(key).ok())
+}
+
+fn missing(path: &Path, key: &str, what: &str) -> Error {
+    if is_npy(path) {
+        return Error::data(path, format!("cannot read a {what} array from this .npy"));
+    }
+    match npz_names(path) {
+        Ok(names) if !names.iter().any(|n| n == key) => {
+            Error::data(path, format!("no key `{key}` (keys: {})", names.join(", ")))
+        }
+        _ => Error::data(path, format!("key `{key}`: not a {what} array")),
+    }
+}
+
+/// Reads a real array (f32, f64, integer or bool dtypes) as f32.
+pub fn read_real(path: &Path, key: &str) -> Result<ArrayD<f32>> {
+    if let Some(a) = read_typed::<f32>(path, key)? {
+        return Ok(a);
+    }
+    if let Some(a) = read_typed::<f64>(path, key)? {
+        return Ok(a.mapv(|v| v as f32));
+    }
+    macro_rules! try_int {
+        ($($t:ty),*) => {$(
+            if let Some(a) = read_typed::<$t>(path, key)? {
+                return Ok(a.mapv(|v| v as f32));
+            }
+        )*};
+    }
+    try_int!(u8, i8, u16, i16, u32, i32, u64, i64);
+    if let Some(a) = read_typed::<bool>(path, key)? {
+        return Ok(a.mapv(|v| f32::from(u8::from(v))));
+    }
+    Err(missing(path, key, "real"))
+}
+
+/// Reads a complex array (complex64 or complex128; a real array is taken as real) as complex64.
+pub fn read_complex(path: &Path, key: &str) -> Result<ArrayD<Complex32>> {
+    if let Some(a) = read_typed::<Complex32>(path, key)? {
+        return Ok(a);
+    }
+    if let Some(a) = read_typed::<Complex64>(path, key)? {
+        return Ok(a.mapv(|v| Complex32::new(v.re as f32, v.im as f32)));
+    }
+    read_real(path, key)
+        .map(|a| a.mapv(|v| Complex32::new(v, 0.0)))
+        .map_err(|_| missing(path, key, "complex"))
+}
+
+/// Selects one item of a batch: `index` given -> the first axis is the batch; without it a 4D
+/// array is a batch (item 0) and a 2D/3D array is the item itself.
+pub fn select<T: Clone>(
+    a: ArrayD<T>,
+    index: Option<usize>,
+    path: &Path,
+    key: &str,
+) -> Result<ArrayD<T>> {
+    let nd = a.ndim();
+    let batched = index.is_some() || nd == 4;
+    if !batched {
+        if !(2..=3).contains(&nd) {
+            return Err(Error::data(
+                path,
+                format!(
+                    "key `{key}`: expected a 2D or 3D array, got shape {:?}",
+                    a.shape()
+                ),
+            ));
+        }
+        return Ok(a);
+    }
+    let i = index.unwrap_or(0);
+    if !(3..=4).contains(&nd) {
+        return Err(Error::data(
+            path,
+            format!(
+                "key `{key}`: expected a batch of 2D or 3D arrays, got shape {:?}",
+                a.shape()
+            ),
+        ));
+    }
+    if i >= a.shape()[0] {
+        return Err(Error::data(
+            path,
+            format!(
+                "key `{key}`: index {i} out of range (batch of {})",
+                a.shape()[0]
+            ),
+        ));
+    }
+    Ok(a.index_axis(Axis(0), i).to_owned())
+}
+
+/// Selects the item matching `shape`: the array itself if it already has that shape, else the
+/// batch item `index` (default 0).
+fn select_like<T: Clone>(
+    a: ArrayD<T>,
+    shape: &[usize],
+    index: Option<usize>,
+    path: &Path,
+    key: &str,
+) -> Result<ArrayD<T>> {
+    let a = if a.shape() == shape {
+        a
+    } else {
+        select(a, Some(index.unwrap_or(0)), path, key)?
+    };
+    if a.shape() != shape {
+        return Err(Error::data(
+            path,
+            format!(
+                "key `{key}`: shape {:?} does not match the intensity {shape:?}",
+                a.shape()
+            ),
+        ));
+    }
+    Ok(a)
+}
+
+/// Writes arrays into `path` atomically (a temporary file in the same folder, then a rename).
+pub fn write_npz_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut NpzWriter<File>) -> std::result::Result<(), ndarray_npy::WriteNpzError>,
+) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut npz = NpzWriter::new(file);
+    let res = write(&mut npz).and_then(|_| npz.finish().map(|_| ()));
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::data(path, format!("cannot write the .npz: {e}")));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Runs `bragg phase`.
+pub fn run(args: &PhaseArgs) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let chain = Chain::parse(&args.algorithm)?;
+    let path = &args.input;
+    let intensity = select(read_real(path, &args.key)?, args.index, path, &args.key)?;
+    let shape = intensity.shape().to_vec();
+    let mask_key = match &args.mask_key {
+        Some(k) => Some(k.clone()),
+        None if has_key(path, "mask")? => Some("mask".to_string()),
+        None => None,
+    };
+    let mask = match &mask_key {
+        Some(k) => Some(
+            select_like(read_real(path, k)?, &shape, args.index, path, k)?
+                .mapv(|v| u8::from(v != 0.0)),
+        ),
+        None => None,
+    };
+    let start = match &args.phase_key {
+        Some(k) => Start::ReciprocalPhase(select_like(
+            read_real(path, k)?,
+            &shape,
+            args.index,
+            path,
+            k,
+        )?),
+        None => Start::Random,
+    };
+    let problem = Problem::from_centred(&intensity, mask.as_ref())
+        .map_err(|e| Error::data(path, format!("key `{}`: {e}", args.key)))?;
+    let method = match args.support_method.to_ascii_lowercase().as_str() {
+        "rms" => ThresholdMethod::Rms,
+        "max" => ThresholdMethod::Max,
+        other => {
+            return Err(Error::arg(
+                "phase",
+                "--support-method",
+                format!("`{other}` (expected rms or max)"),
+            ))
+        }
+    };
+    let options = Options {
+        chain,
+        beta: args.beta,
+        shrink_wrap: ShrinkWrap {
+            threshold: args.support_threshold,
+            method,
+            period: args.support_period,
+            ..ShrinkWrap::default()
+        },
+        autocorrelation_threshold: args.autocorrelation_threshold,
+        confidence: args.confidence,
+        free_fraction: args.free_fraction,
+        runs: args.runs,
+        keep: args.keep.min(args.runs),
+        seed: args.seed,
+        ..Options::default()
+    };
+    let total = options.chain.total_cycles() as u64;
+    let mut bar: Option<(usize, indicatif::ProgressBar)> = None;
+    let style = indicatif::ProgressStyle::with_template(
+        "run {msg} [{bar:30}] {pos}/{len} cycles {per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let runs = phasing::phase(&problem, &options, &start, &mut |r, done, _| {
+        if bar.as_ref().map(|b| b.0) != Some(r) {
+            if let Some((_, b)) = bar.take() {
+                b.finish();
+            }
+            let b = indicatif::ProgressBar::new(total).with_style(style.clone());
+            b.set_message(format!("{}/{}", r + 1, options.runs));
+            bar = Some((r, b));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_position(done as u64);
+        }
+    })?;
+    if let Some((_, b)) = bar.take() {
+        b.finish();
+    }
+    let k = runs.len();
+    let mut obj_shape = vec![k];
+    obj_shape.extend_from_slice(&shape);
+    let objects = ArrayD::from_shape_vec(
+        IxDyn(&obj_shape),
+        runs.iter().flat_map(|r| r.object.iter().copied()).collect(),
+    )
+    .map_err(|e| Error::Msg(e.to_string()))?;
+    let supports = ArrayD::from_shape_vec(
+        IxDyn(&obj_shape),
+        runs.iter()
+            .flat_map(|r| r.support.iter().copied())
+            .collect(),
+    )
+    .map_err(|e| Error::Msg(e.to_string()))?;
+    let llk = ndarray::Array1::from_iter(runs.iter().map(|r| r.llk));
+    let free_llk = ndarray::Array1::from_iter(runs.iter().map(|r| r.free_llk));
+    let run_index = ndarray::Array1::from_iter(runs.iter().map(|r| r.index as u64));
+    write_npz_atomic(&args.out, |npz| {
+        npz.add_array("object", &objects)?;
+        npz.add_array("support", &supports)?;
+        npz.add_array("llk", &llk)?;
+        npz.add_array("free_llk", &free_llk)?;
+        npz.add_array("run", &run_index)?;
+        Ok(())
+    })?;
+    if let Some(dir) = &args.figures {
+        super::figures::write_slices(dir, &runs[0].object)?;
+    }
+    if args.json {
+        let kept: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| serde_json::json!({"run": r.index, "llk": r.llk, "free_llk": r.free_llk, "support_size": r.support_size}))
+            .collect();
+        let summary = serde_json::json!({
+            "input": path, "key": args.key, "index": args.index, "mask_key": mask_key,
+            "shape": shape, "chain": options.chain.to_string(), "runs": options.runs,
+            "kept": kept, "out": args.out, "seconds": t0.elapsed().as_secs_f64(),
+        });
+        println!("{summary}");
+    } else {
+        for r in &runs {
+            println!(
+                "run {}: llk {:.4e} free_llk {:.4e} support {}",
+                r.index, r.llk, r.free_llk, r.support_size
+            );
+        }
+        println!("wrote {}", args.out.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,547 @@
+//! Iterative phase retrieval for BCDI, 2D and 3D, following the PyNX conventions.
+//!
+//! # Layout
+//! The measured intensity has the Bragg peak at the array centre (numpy `fftshift` layout, as
+//! the simulator writes it). [`Problem::from_centred`] applies `ifftshift` **once**, so every
+//! cycle works in FFT layout (zero frequency at index 0) with no shift per iteration. The
+//! object then lives around index 0 (wrapping around the edges); the results are centred in the
+//! array by post-processing ([`post::normalise`]). Reciprocal-space phases given as a start use
+//! the same centred layout as the intensity.
+//!
+//! # Cycle
+//! One cycle is `psi = FFT(rho)` (unscaled), the Fourier-magnitude projection (which also
+//! applies the 1/N of the inverse), `psi = IFFT(psi)` (unscaled), and the real-space update
+//! ([`kernels`]). The FFT plans and all work arrays are allocated once per [`Phaser`].
+//!
+//! # Likelihood
+//! `llk = 2/n * sum(calc - obs + obs ln(obs/calc))` over the observed pixels (~1 for a perfect
+//! model of Poisson data, ~0 for noiseless data); `free_llk` is the same over ~5% of the pixels,
+//! withheld in small islands and left free by the projection.
+
+pub mod chain;
+pub mod kernels;
+pub mod post;
+pub mod support;
+
+pub use chain::{Chain, Op};
+pub use kernels::{Algorithm, LlkSums};
+pub use post::{align, Aligned, Comparison};
+pub use support::{ShrinkWrap, ThresholdMethod};
+
+use crate::fft::{ifftshift, Direction, FftPlan};
+use crate::{Error, Result};
+use ndarray::{ArrayD, IxDyn};
+use num_complex::Complex32;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+/// A phase-retrieval problem: observed intensity and mask, stored in FFT layout.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    shape: Vec<usize>,
+    iobs: Vec<f32>,
+    mask: Vec<u8>,
+}
+
+impl Problem {
+    /// Builds a problem from an intensity with the Bragg peak at the array centre and an
+    /// optional mask of the same shape (non-zero = masked/gap pixel, left free). Negative
+    /// intensities are set to 0; non-finite ones are an error.
+    pub fn from_centred(intensity: &ArrayD<f32>, mask: Option<&ArrayD<u8>>) -> Result<Self> {
+        let shape = intensity.shape().to_vec();
+        if !(2..=3).contains(&shape.len()) || shape.iter().any(|&n| n < 2) {
+            return Err(Error::shape(
+                "phasing",
+                format!("intensity must be 2D or 3D with every axis >= 2, got {shape:?}"),
+            ));
+        }
+        if let Some(bad) = intensity.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                op: "phasing",
+                detail: format!("intensity has a non-finite value at flat index {bad}"),
+            });
+        }
+        if let Some(m) = mask {
+            if m.shape() != shape.as_slice() {
+                return Err(Error::shape(
+                    "phasing",
+                    format!("mask {:?} vs intensity {:?}", m.shape(), shape),
+                ));
+            }
+        }
+        let iobs: Vec<f32> = ifftshift(intensity).iter().map(|v| v.max(0.0)).collect();
+        let mask: Vec<u8> = match mask {
+            Some(m) => ifftshift(m)
+                .iter()
+                .map(|&v| {
+                    if v != 0 {
+                        kernels::MASKED
+                    } else {
+                        kernels::OBSERVED
+                    }
+                })
+                .collect(),
+            None => vec![kernels::OBSERVED; iobs.len()],
+        };
+        if iobs
+            .iter()
+            .zip(&mask)
+            .all(|(&i, &m)| i <= 0.0 || m != kernels::OBSERVED)
+        {
+            return Err(Error::arg(
+                "phasing",
+                "intensity",
+                "no positive observed intensity",
+            ));
+        }
+        Ok(Problem { shape, iobs, mask })
+    }
+
+    /// The array shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Observed intensity, flat, FFT layout.
+    pub fn iobs(&self) -> &[f32] {
+        &self.iobs
+    }
+
+    /// Mask ([`kernels::OBSERVED`] or [`kernels::MASKED`]), flat, FFT layout.
+    pub fn mask(&self) -> &[u8] {
+        &self.mask
+    }
+}
+
+/// Options of a phasing job.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The algorithm chain.
+    pub chain: Chain,
+    /// HIO / RAAR relaxation (0.9).
+    pub beta: f32,
+    /// Shrink-wrap parameters (including the automatic period).
+    pub shrink_wrap: ShrinkWrap,
+    /// Threshold of the initial autocorrelation support, relative to its max.
+    pub autocorrelation_threshold: f32,
+    /// Poisson confidence interval of the projection, in units of the amplitude's standard
+    /// deviation (0: exact projection).
+    pub confidence: f32,
+    /// Fraction of the observed pixels withheld for the free LLK (0 disables it).
+    pub free_fraction: f32,
+    /// Half-width (px) of the withheld islands.
+    pub free_island_radius: usize,
+    /// Number of runs from random starts.
+    pub runs: usize,
+    /// Number of runs kept (best free LLK first).
+    pub keep: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            chain: Chain::parse("RAAR**600,ER**200").expect("valid chain"),
+            beta: 0.9,
+            shrink_wrap: ShrinkWrap::default(),
+            autocorrelation_threshold: 0.1,
+            confidence: 0.0,
+            free_fraction: 0.05,
+            free_island_radius: 1,
+            runs: 1,
+            keep: 1,
+            seed: 0,
+        }
+    }
+}
+
+/// Where a run starts.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// Observed amplitudes with uniformly random phases (PyNX default).
+    Random,
+    /// Observed amplitudes with this reciprocal-space phase (same centred layout and shape as the
+    /// intensity), e.g. predicted by a network. The resulting object is rolled onto the initial
+    /// support, so the phase's real-space origin convention does not matter.
+    ReciprocalPhase(ArrayD<f32>),
+    /// A real-space object (any position; rolled onto the initial support).
+    Object(ArrayD<Complex32>),
+}
+
+/// One finished run.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Index of the run (0-based) among all runs.
+    pub index: usize,
+    /// The object (centred, ramp and offset removed once post-processed).
+    pub object: ArrayD<Complex32>,
+    /// The final support (1 inside).
+    pub support: ArrayD<u8>,
+    /// Normalised Poisson LLK of the observed pixels.
+    pub llk: f64,
+    /// Normalised Poisson LLK of the free pixels (NaN without free pixels).
+    pub free_llk: f64,
+    /// Size of the final support (pixels).
+    pub support_size: usize,
+}
+
+impl Run {
+    fn score(&self) -> f64 {
+        if self.free_llk.is_finite() {
+            self.free_llk
+        } else {
+            self.llk
+        }
+    }
+}
+
+fn derive_seed(seed: u64, stream: u64) -> u64 {
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The state of phase retrieval on one problem: FFT plan, data in FFT layout (with the free
+/// pixels marked), the iterate, the work wave, the support and the shrink-wrap buffers, all
+/// allocated once.
+#[derive(Debug)]
+pub struct Phaser {
+    shape: Vec<usize>,
+    plan: FftPlan,
+    iobs: Vec<f32>,
+    mask: Vec<u8>,
+    rho: Vec<Complex32>,
+    psi: Vec<Complex32>,
+    support: Vec<u8>,
+    initial_support: Vec<u8>,
+    sw: support::ShrinkWrapBuffers,
+    options: Options,
+}
+
+impl Phaser {
+    /// Prepares `problem` for `options`: plans the FFT, withholds the free pixels and computes
+    /// the autocorrelation support.
+    pub fn new(problem: &Problem, options: &Options) -> Result<Self> {
+        if !(0.0..=1.0).contains(&options.beta) {
+            return Err(Error::arg(
+                "phasing",
+                "beta",
+                format!("{} not in [0, 1]", options.beta),
+            ));
+        }
+        if !(0.0..0.5).contains(&options.free_fraction) {
+            return Err(Error::arg(
+                "phasing",
+                "free_fraction",
+                format!("{} not in [0, 0.5)", options.free_fraction),
+            ));
+        }
+        let sw = &options.shrink_wrap;
+        if !(sw.threshold > 0.0 && sw.threshold.is_finite()) {
+            return Err(Error::arg(
+                "phasing",
+                "support threshold",
+                format!("{} <= 0", sw.threshold),
+            ));
+        }
+        if !(options.autocorrelation_threshold > 0.0 && options.autocorrelation_threshold < 1.0) {
+            return Err(Error::arg(
+                "phasing",
+                "autocorrelation threshold",
+                format!("{} not in (0, 1)", options.autocorrelation_threshold),
+            ));
+        }
+        let shape = problem.shape.clone();
+        let n = problem.iobs.len();
+        let plan = FftPlan::new(&shape);
+        let mut mask = problem.mask.clone();
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(options.seed, u64::MAX));
+        support::add_free_pixels(
+            &mut mask,
+            &shape,
+            options.free_fraction,
+            options.free_island_radius,
+            &mut rng,
+        );
+        let initial_support = support::autocorrelation_support(
+            &problem.iobs,
+            &problem.mask,
+            &plan,
+            options.autocorrelation_threshold,
+        );
+        Ok(Phaser {
+            shape,
+            plan,
+            iobs: problem.iobs.clone(),
+            mask,
+            rho: vec![Complex32::default(); n],
+            psi: vec![Complex32::default(); n],
+            support: initial_support.clone(),
+            initial_support,
+            sw: support::ShrinkWrapBuffers::new(n),
+            options: options.clone(),
+        })
+    }
+
+    /// The array shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The mask in FFT layout, with the free pixels marked [`kernels::FREE`].
+    pub fn mask(&self) -> &[u8] {
+        &self.mask
+    }
+
+    /// The current iterate (FFT-layout real space: the object around index 0).
+    pub fn object(&self) -> &[Complex32] {
+        &self.rho
+    }
+
+    /// The current support.
+    pub fn support(&self) -> &[u8] {
+        &self.support
+    }
+
+    /// Initialises the iterate from `start` (the randomness from `seed`) and resets the support
+    /// to the autocorrelation support.
+    pub fn initialise(&mut self, start: &Start, seed: u64) -> Result<()> {
+        kernels_copy_u8(&self.initial_support, &mut self.support);
+        match start {
+            Start::Random | Start::ReciprocalPhase(_) => {
+                let phase: Option<Vec<f32>> = match start {
+                    Start::ReciprocalPhase(p) => {
+                        if p.shape() != self.shape.as_slice() {
+                            return Err(Error::shape(
+                                "phasing start",
+                                format!("phase {:?} vs intensity {:?}", p.shape(), self.shape),
+                            ));
+                        }
+                        Some(ifftshift(p).iter().copied().collect())
+                    }
+                    _ => None,
+                };
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                for (i, p) in self.psi.iter_mut().enumerate() {
+                    let ph = match &phase {
+                        Some(ph) => ph[i],
+                        None => rng.random_range(0.0..std::f32::consts::TAU),
+                    };
+                    let a = if self.mask[i] == kernels::OBSERVED {
+                        self.iobs[i].sqrt()
+                    } else {
+                        0.0
+                    };
+                    *p = Complex32::from_polar(a, ph);
+                }
+                self.plan.process(&mut self.psi, Direction::Inverse);
+                if phase.is_some() {
+                    self.roll_psi_to_origin();
+                }
+            }
+            Start::Object(o) => {
+                if o.shape() != self.shape.as_slice() {
+                    return Err(Error::shape(
+                        "phasing start",
+                        format!("object {:?} vs intensity {:?}", o.shape(), self.shape),
+                    ));
+                }
+                for (d, s) in self.psi.iter_mut().zip(o.iter()) {
+                    *d = *s;
+                }
+                self.roll_psi_to_origin();
+            }
+        }
+        if self
+            .psi
+            .iter()
+            .any(|v| !v.re.is_finite() || !v.im.is_finite())
+        {
+            return Err(Error::NonFinite {
+                op: "phasing start",
+                detail: "the starting object has non-finite values".into(),
+            });
+        }
+        let (rho, psi, sup) = (&mut self.rho, &self.psi, &self.support);
+        rho.par_iter_mut()
+            .zip(psi.par_iter())
+            .zip(sup.par_iter())
+            .for_each(|((r, &p), &s)| *r = if s != 0 { p } else { Complex32::default() });
+        Ok(())
+    }
+
+    fn roll_psi_to_origin(&mut self) {
+        let shift: Vec<i64> = post::centring_shift(&self.psi, &self.shape)
+            .iter()
+            .zip(&self.shape)
+            .map(|(&s, &n)| s - (n / 2) as i64)
+            .collect();
+        self.psi = post::roll(&self.psi, &self.shape, &shift);
+    }
+
+    /// One cycle: FFT, Fourier-magnitude projection, inverse FFT, real-space update.
+    pub fn cycle(&mut self, algorithm: Algorithm) {
+        let n = self.rho.len();
+        kernels::copy(&self.rho, &mut self.psi);
+        self.plan
+            .process_unscaled(&mut self.psi, Direction::Forward);
+        kernels::fourier_projection(
+            &mut self.psi,
+            &self.iobs,
+            &self.mask,
+            1.0 / n as f32,
+            self.options.confidence,
+        );
+        self.plan
+            .process_unscaled(&mut self.psi, Direction::Inverse);
+        kernels::real_space_update(
+            &mut self.rho,
+            &self.psi,
+            &self.support,
+            algorithm,
+            self.options.beta,
+        );
+    }
+
+    /// Poisson LLK sums of the current iterate.
+    pub fn llk(&mut self) -> LlkSums {
+        kernels::copy(&self.rho, &mut self.psi);
+        self.plan
+            .process_unscaled(&mut self.psi, Direction::Forward);
+        kernels::poisson_llk(&self.psi, &self.iobs, &self.mask)
+    }
+
+    /// One shrink-wrap update of the support from the current iterate.
+    pub fn shrink_wrap(&mut self, sigma: f32) -> support::ShrinkWrapOutcome {
+        support::shrink_wrap(
+            &self.rho,
+            &mut self.support,
+            &self.shape,
+            &self.options.shrink_wrap,
+            sigma,
+            &mut self.sw,
+        )
+    }
+
+    /// Number of shrink-wrap updates the chain performs (explicit `Sup` plus automatic ones).
+    pub fn shrink_wrap_count(&self) -> usize {
+        let mut count = 0;
+        self.walk(|_, sup| count += usize::from(sup));
+        count
+    }
+
+    /// Calls `f(algorithm, shrink_wrap_after)` for each cycle of the chain, and
+    /// `f(None, true)` for each explicit `Sup`.
+    fn walk(&self, mut f: impl FnMut(Option<Algorithm>, bool)) {
+        let period = self.options.shrink_wrap.period;
+        let mut global = 0usize;
+        for op in &self.options.chain.ops {
+            match *op {
+                Op::ShrinkWrap => f(None, true),
+                Op::Cycles { algorithm, count } => {
+                    for _ in 0..count {
+                        global += 1;
+                        let auto = period > 0
+                            && algorithm != Algorithm::Er
+                            && global.is_multiple_of(period);
+                        f(Some(algorithm), auto);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the whole chain from `start`; `progress(done, total)` is called after each cycle.
+    pub fn run(
+        &mut self,
+        index: usize,
+        start: &Start,
+        seed: u64,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Run> {
+        self.initialise(start, seed)?;
+        let total_sw = self.shrink_wrap_count();
+        let total = self.options.chain.total_cycles();
+        let mut plan: Vec<(Option<Algorithm>, bool)> = Vec::with_capacity(total + 16);
+        self.walk(|a, s| plan.push((a, s)));
+        let mut done = 0usize;
+        let mut sw_done = 0usize;
+        for (algorithm, sup) in plan {
+            if let Some(a) = algorithm {
+                self.cycle(a);
+                done += 1;
+                progress(done, total);
+            }
+            if sup {
+                let sigma = self.options.shrink_wrap.sigma(sw_done, total_sw);
+                self.shrink_wrap(sigma);
+                sw_done += 1;
+            }
+        }
+        let sums = self.llk();
+        let shape = IxDyn(&self.shape);
+        Ok(Run {
+            index,
+            object: ArrayD::from_shape_vec(shape.clone(), self.rho.clone())
+                .map_err(|e| Error::Msg(e.to_string()))?,
+            support: ArrayD::from_shape_vec(shape, self.support.clone())
+                .map_err(|e| Error::Msg(e.to_string()))?,
+            llk: sums.llk(),
+            free_llk: sums.free_llk(),
+            support_size: self.support.iter().filter(|&&s| s != 0).count(),
+        })
+    }
+}
+
+fn kernels_copy_u8(src: &[u8], dst: &mut [u8]) {
+    dst.copy_from_slice(src);
+}
+
+/// Runs `options.runs` independent runs (run `r` seeded from `(options.seed, r)`), keeps the
+/// best `options.keep` by free LLK (LLK without free pixels), and post-processes them: centred,
+/// phase ramp and offset removed, and each aligned on the best one (translation, twin, ramp,
+/// global phase). `progress(run, done, total)` reports the cycles. Returns best first.
+pub fn phase(
+    problem: &Problem,
+    options: &Options,
+    start: &Start,
+    progress: &mut dyn FnMut(usize, usize, usize),
+) -> Result<Vec<Run>> {
+    if options.runs == 0 || options.keep == 0 {
+        return Err(Error::arg("phasing", "runs/keep", "must be >= 1"));
+    }
+    let mut phaser = Phaser::new(problem, options)?;
+    let mut runs = Vec::with_capacity(options.runs);
+    for r in 0..options.runs {
+        let seed = derive_seed(options.seed, r as u64);
+        let run = phaser.run(r, start, seed, &mut |d, t| progress(r, d, t))?;
+        runs.push(run);
+    }
+    runs.sort_by(|a, b| a.score().total_cmp(&b.score()));
+    runs.truncate(options.keep);
+    let shape = problem.shape.clone();
+    let mut best: Option<Vec<Complex32>> = None;
+    for run in runs.iter_mut() {
+        let mut obj: Vec<Complex32> = run.object.iter().copied().collect();
+        let mut sup: Vec<u8> = run.support.iter().copied().collect();
+        post::normalise(&mut obj, &mut sup, &shape);
+        if let Some(reference) = &best {
+            let al = post::align(&obj, reference, &shape);
+            if al.metrics.twin {
+                sup = post::flip(&sup, &shape);
+            }
+            sup = post::roll(&sup, &shape, &al.metrics.shift);
+            obj = al.object;
+        } else {
+            best = Some(obj.clone());
+        }
+        run.object =
+            ArrayD::from_shape_vec(IxDyn(&shape), obj).map_err(|e| Error::Msg(e.to_string()))?;
+        run.support =
+            ArrayD::from_shape_vec(IxDyn(&shape), sup).map_err(|e| Error::Msg(e.to_string()))?;
+    }
+    Ok(runs)
+}
