@@ -5,7 +5,9 @@
 //! iterative phase retrieval.
 
 pub mod cli;
+pub mod data;
 pub mod error;
 pub mod fft;
+pub mod sim;
 
 pub use error::{Error, Result};
