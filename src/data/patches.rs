@@ -191,8 +191,8 @@ mod tests {
         let ps = finetune_patches(data.view(), mask.view(), 50, 16, 3, &mut rng).unwrap();
         for p in &ps {
             assert!(p.origin[1] >= 24 || p.origin[1] + 16 <= 20);
-            // centred near the peak at 40
-            assert!((p.origin[0] as i64 + 8 - 40).abs() < 12, "{:?}", p.origin);
+            // centred near the peak at 40 (marginal sd 5 px)
+            assert!((p.origin[0] as i64 + 8 - 40).abs() <= 22, "{:?}", p.origin);
         }
         let all = Array3::<u8>::ones((n, n, n));
         assert!(finetune_patches(data.view(), all.view(), 1, 16, 3, &mut rng).is_err());
