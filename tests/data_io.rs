@@ -24,7 +24,10 @@ fn dataset_write_then_load_round_trips() {
     let cfg = small_cfg();
     write_dataset(&cfg, &path, &|| {}).unwrap();
     // Atomic write: only the final file remains.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "{names:?}");
     let d = Dataset::load(&path).unwrap();
     assert_eq!(d.len(), 5);
@@ -33,14 +36,32 @@ fn dataset_write_then_load_round_trips() {
         let s = simulate_sample(&cfg, k as u64).unwrap();
         let idx = ndarray::Axis(0);
         assert_eq!(d.truth.as_ref().unwrap().index_axis(idx, k), s.truth.view());
-        assert_eq!(d.intensity.as_ref().unwrap().index_axis(idx, k), s.intensity.view());
-        assert_eq!(d.noiseless.as_ref().unwrap().index_axis(idx, k), s.noiseless.view());
+        assert_eq!(
+            d.intensity.as_ref().unwrap().index_axis(idx, k),
+            s.intensity.view()
+        );
+        assert_eq!(
+            d.noiseless.as_ref().unwrap().index_axis(idx, k),
+            s.noiseless.view()
+        );
         assert_eq!(d.phase.as_ref().unwrap().index_axis(idx, k), s.phase.view());
-        assert_eq!(d.object.as_ref().unwrap().index_axis(idx, k), s.object.view());
-        assert_eq!(d.mask.as_ref().unwrap().index_axis(idx, k), s.mask.mapv(f32::from).view());
+        assert_eq!(
+            d.object.as_ref().unwrap().index_axis(idx, k),
+            s.object.view()
+        );
+        assert_eq!(
+            d.mask.as_ref().unwrap().index_axis(idx, k),
+            s.mask.mapv(f32::from).view()
+        );
         assert_eq!(d.photons.as_ref().unwrap()[[k]], s.params.photons as f32);
-        assert_eq!(d.oversampling.as_ref().unwrap()[[k, 1]], s.params.oversampling[1]);
-        assert_eq!(d.gap_pos.as_ref().unwrap()[[k, 0]], s.params.gap_pos[0] as f32);
+        assert_eq!(
+            d.oversampling.as_ref().unwrap()[[k, 1]],
+            s.params.oversampling[1]
+        );
+        assert_eq!(
+            d.gap_pos.as_ref().unwrap()[[k, 0]],
+            s.params.gap_pos[0] as f32
+        );
         assert_eq!(d.gap_width.as_ref().unwrap()[[k, 1]], 3.0);
     }
 }
@@ -62,7 +83,13 @@ fn half_precision_dataset_stores_f16() {
     let d = Dataset::load(&path).unwrap();
     let s = simulate_sample(&cfg, 0).unwrap();
     // Counts up to 2048 are exact in f16; above, relative error <= 2^-11.
-    for (a, b) in d.truth.unwrap().index_axis(ndarray::Axis(0), 0).iter().zip(s.truth.iter()) {
+    for (a, b) in d
+        .truth
+        .unwrap()
+        .index_axis(ndarray::Axis(0), 0)
+        .iter()
+        .zip(s.truth.iter())
+    {
         assert!((a - b).abs() <= b * 4.9e-4);
     }
 }
@@ -87,19 +114,26 @@ fn measured_files_of_every_dtype_are_read() {
     write_npy(&p, &a).unwrap();
     let m = read_measured(&p, None, None).unwrap();
     assert_eq!(m.intensity, a.mapv(f32::from));
-    for (name, arr64) in [
-        ("b.npy", a.mapv(f64::from)),
-    ] {
+    for (name, arr64) in [("b.npy", a.mapv(f64::from))] {
         let q = dir.path().join(name);
         write_npy(&q, &arr64).unwrap();
-        assert_eq!(read_measured(&q, None, None).unwrap().intensity, a.mapv(f32::from));
+        assert_eq!(
+            read_measured(&q, None, None).unwrap().intensity,
+            a.mapv(f32::from)
+        );
     }
     let q = dir.path().join("c.npy");
     write_npy(&q, &a.mapv(u32::from)).unwrap();
-    assert_eq!(read_measured(&q, None, None).unwrap().intensity, a.mapv(f32::from));
+    assert_eq!(
+        read_measured(&q, None, None).unwrap().intensity,
+        a.mapv(f32::from)
+    );
     let q = dir.path().join("d.npy");
     write_npy(&q, &a.mapv(i32::from)).unwrap();
-    assert_eq!(read_measured(&q, None, None).unwrap().intensity, a.mapv(f32::from));
+    assert_eq!(
+        read_measured(&q, None, None).unwrap().intensity,
+        a.mapv(f32::from)
+    );
     // npz with data + mask keys.
     let q = dir.path().join("e.npz");
     let data = a.mapv(f32::from);
@@ -110,7 +144,9 @@ fn measured_files_of_every_dtype_are_read() {
     // Fortran-order arrays are reordered.
     let q = dir.path().join("f.npy");
     let mut bytes = npy_header("<f4", &[2, 3]);
-    let hdr = String::from_utf8(bytes[10..].to_vec()).unwrap().replace("False", "True ");
+    let hdr = String::from_utf8(bytes[10..].to_vec())
+        .unwrap()
+        .replace("False", "True ");
     bytes.truncate(10);
     bytes.extend(hdr.as_bytes());
     for v in [0f32, 3., 1., 4., 2., 5.] {
@@ -135,7 +171,10 @@ fn bad_files_are_rejected_with_messages_naming_file_key_and_problem() {
     bad[[1, 2]] = f32::NAN;
     write_npz(&p, &[("data", &bad)]);
     let e = err_of(read_measured(&p, None, None));
-    assert!(e.contains("nan.npz") && e.contains("`data`") && e.contains("non-finite"), "{e}");
+    assert!(
+        e.contains("nan.npz") && e.contains("`data`") && e.contains("non-finite"),
+        "{e}"
+    );
     let p = dir.path().join("neg.npy");
     let mut bad = good.clone();
     bad[[0, 1]] = -1.0;
@@ -144,14 +183,20 @@ fn bad_files_are_rejected_with_messages_naming_file_key_and_problem() {
     assert!(e.contains("neg.npy") && e.contains("negative"), "{e}");
     // Mask of the wrong shape.
     let p = dir.path().join("mask.npz");
-    write_npz(&p, &[("data", &good), ("mask", &arr(&[2, 8], vec![0.0; 16]))]);
+    write_npz(
+        &p,
+        &[("data", &good), ("mask", &arr(&[2, 8], vec![0.0; 16]))],
+    );
     let e = err_of(read_measured(&p, None, None));
     assert!(e.contains("`mask`") && e.contains("shape"), "{e}");
     // Wrong key.
     let p = dir.path().join("key.npz");
     write_npz(&p, &[("data", &good), ("other", &good)]);
     let e = err_of(read_measured(&p, Some("intensity"), None));
-    assert!(e.contains("no array `intensity`") && e.contains("data"), "{e}");
+    assert!(
+        e.contains("no array `intensity`") && e.contains("data"),
+        "{e}"
+    );
     // 1-D data.
     let p = dir.path().join("flat.npy");
     write_npy(&p, &arr(&[16], vec![1.0; 16])).unwrap();

@@ -55,7 +55,11 @@ fn parseval_holds() {
     let e_real: f64 = s.object.iter().map(|c| c.norm_sqr() as f64).sum();
     let e_recip: f64 = f.iter().map(|c| c.norm_sqr() as f64).sum();
     let n = s.object.len() as f64;
-    assert!((e_recip / (n * e_real) - 1.0).abs() < 1e-5, "{e_recip} vs {}", n * e_real);
+    assert!(
+        (e_recip / (n * e_real) - 1.0).abs() < 1e-5,
+        "{e_recip} vs {}",
+        n * e_real
+    );
 }
 
 #[test]
@@ -106,7 +110,12 @@ fn oversampling_is_recovered_from_the_autocorrelation_support() {
 
 #[test]
 fn intensity_equals_truth_outside_the_gap_and_zero_inside() {
-    for gap in [GapSpec::Line(6), GapSpec::Cross(3), GapSpec::Maxipix, GapSpec::Eiger2] {
+    for gap in [
+        GapSpec::Line(6),
+        GapSpec::Cross(3),
+        GapSpec::Maxipix,
+        GapSpec::Eiger2,
+    ] {
         let s = simulate_sample(&cfg(3, 32, gap), 2).unwrap();
         let mut gaps = 0;
         for ((i, t), m) in s.intensity.iter().zip(&s.truth).zip(&s.mask) {
@@ -142,11 +151,17 @@ fn gap_layouts_have_the_documented_geometry() {
         assert_eq!(cols[0] as i32, g.pos[1]);
         assert_eq!(cols[w - 1] - cols[0], w - 1);
         assert_eq!(g.mask.iter().map(|&v| v as usize).sum::<usize>(), w * n);
-        assert!((cols[0] as i64 + w as i64 / 2 - 64).abs() <= 16, "near the peak");
+        assert!(
+            (cols[0] as i64 + w as i64 / 2 - 64).abs() <= 16,
+            "near the peak"
+        );
         let g = make_mask(&GapSpec::Cross(w), 2, n, &mut rng).unwrap();
         assert_eq!(full_bands(&g.mask, 0).len(), w);
         assert_eq!(full_bands(&g.mask, 1).len(), w);
-        assert_eq!(g.mask.iter().filter(|&&v| v == 1).count(), 2 * w * n - w * w);
+        assert_eq!(
+            g.mask.iter().filter(|&&v| v == 1).count(),
+            2 * w * n - w * w
+        );
     }
     // Detector frames.
     let mx = Detector::maxipix();
@@ -172,7 +187,12 @@ fn gap_layouts_have_the_documented_geometry() {
         }
     }
     // 3D: planes constant along the rocking axis 0.
-    for spec in [GapSpec::Line(6), GapSpec::Cross(6), GapSpec::Maxipix, GapSpec::Eiger2] {
+    for spec in [
+        GapSpec::Line(6),
+        GapSpec::Cross(6),
+        GapSpec::Maxipix,
+        GapSpec::Eiger2,
+    ] {
         let g = make_mask(&spec, 3, 32, &mut rng).unwrap();
         assert_eq!(g.mask.shape(), &[32, 32, 32]);
         let first = g.mask.index_axis(Axis(0), 0).to_owned();
@@ -206,6 +226,13 @@ fn same_seed_same_output_whatever_the_thread_count() {
     }
     // Different samples differ, and a different seed changes the output.
     assert_ne!(a[0].truth, a[1].truth);
-    let other = simulate_sample(&SimConfig { seed: 43, ..c.clone() }, 0).unwrap();
+    let other = simulate_sample(
+        &SimConfig {
+            seed: 43,
+            ..c.clone()
+        },
+        0,
+    )
+    .unwrap();
     assert_ne!(other.truth, a[0].truth);
 }

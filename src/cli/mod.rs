@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 
 /// Command-line entry of `bragg`.
 #[derive(Debug, Parser)]
-#[command(name = "bragg", version, about = "Deep learning for Bragg Coherent Diffraction Imaging")]
+#[command(
+    name = "bragg",
+    version,
+    about = "Deep learning for Bragg Coherent Diffraction Imaging"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

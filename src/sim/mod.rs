@@ -146,7 +146,10 @@ impl Default for Realism {
     fn default() -> Self {
         use std::f64::consts::PI;
         Realism {
-            hull_points: Range { min: 6.0, max: 20.0 },
+            hull_points: Range {
+                min: 6.0,
+                max: 20.0,
+            },
             modulus_sigma: Range {
                 min: 0.45,
                 max: 0.75,
@@ -279,7 +282,11 @@ impl SimConfig {
     pub fn validate(&self) -> Result<()> {
         const OP: &str = "simulate";
         if self.dim != 2 && self.dim != 3 {
-            return Err(Error::arg(OP, "dim", format!("must be 2 or 3, got {}", self.dim)));
+            return Err(Error::arg(
+                OP,
+                "dim",
+                format!("must be 2 or 3, got {}", self.dim),
+            ));
         }
         if self.size < 8 || self.size > 2048 || self.size % 2 != 0 {
             return Err(Error::arg(
@@ -307,18 +314,28 @@ impl SimConfig {
             return Err(Error::arg(
                 OP,
                 "oversampling",
-                format!("no integer object size gives a ratio in {os} at size {}", self.size),
+                format!(
+                    "no integer object size gives a ratio in {os} at size {}",
+                    self.size
+                ),
             ));
         }
         if self.photons.min < 1.0 {
             return Err(Error::arg(OP, "photons", "must be >= 1"));
         }
         if self.fields.is_empty() {
-            return Err(Error::arg(OP, "fields", "at least one array must be stored"));
+            return Err(Error::arg(
+                OP,
+                "fields",
+                "at least one array must be stored",
+            ));
         }
         self.gap.validate(self.size)?;
         let r = &self.realism;
-        for (name, p) in [("p_gradient", r.p_gradient), ("p_dislocation", r.p_dislocation)] {
+        for (name, p) in [
+            ("p_gradient", r.p_gradient),
+            ("p_dislocation", r.p_dislocation),
+        ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(Error::arg(OP, "realism", format!("{name} must be in 0..1")));
             }
@@ -327,7 +344,11 @@ impl SimConfig {
             return Err(Error::arg(OP, "realism", "hull_points must be > dim"));
         }
         if r.modulus_sigma.min < 0.0 || r.modulus_noise.min < 0.0 {
-            return Err(Error::arg(OP, "realism", "sigmas and amplitudes must be >= 0"));
+            return Err(Error::arg(
+                OP,
+                "realism",
+                "sigmas and amplitudes must be >= 0",
+            ));
         }
         Ok(())
     }
