@@ -94,9 +94,9 @@ fn oversampling_is_recovered_from_the_autocorrelation_support() {
             let a = autocorrelation(&s.noiseless).mapv(f32::abs);
             let max = a.iter().copied().fold(0.0f32, f32::max);
             let ext = extent_where(&a, |&v| v > 2e-6 * max);
-            for d in 0..dim {
+            for (d, &e) in ext.iter().enumerate().take(dim) {
                 // Autocorrelation extent = 2 e - 1 for an object of extent e.
-                let os = n as f32 / ((ext[d] + 1) as f32 / 2.0);
+                let os = n as f32 / ((e + 1) as f32 / 2.0);
                 assert!(
                     (os - s.params.oversampling[d]).abs() < 1e-4,
                     "axis {d}: {os} vs {}",

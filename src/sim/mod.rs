@@ -288,7 +288,7 @@ impl SimConfig {
                 format!("must be 2 or 3, got {}", self.dim),
             ));
         }
-        if self.size < 8 || self.size > 2048 || self.size % 2 != 0 {
+        if self.size < 8 || self.size > 2048 || !self.size.is_multiple_of(2) {
             return Err(Error::arg(
                 OP,
                 "size",
@@ -487,4 +487,43 @@ pub fn simulate_range(
             s
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipes_in_datasets_parse_and_validate() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().and_then(|x| x.to_str()) == Some("toml") {
+                let c = SimConfig::from_toml_file(&p).unwrap();
+                assert!(c.out.is_some() && c.count > 0, "{}", p.display());
+                n += 1;
+            }
+        }
+        assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn ranges_and_gaps_parse() {
+        assert_eq!(
+            "2..4".parse::<Range>().unwrap(),
+            Range { min: 2.0, max: 4.0 }
+        );
+        assert!("4..2".parse::<Range>().is_err());
+        assert_eq!("cross:9".parse::<GapSpec>().unwrap(), GapSpec::Cross(9));
+        assert!("line:x".parse::<GapSpec>().is_err());
+        let c: SimConfig = toml::from_str("photons = [1e3, 1e5]\ngap = \"eiger2\"").unwrap();
+        assert_eq!(c.photons.max, 1e5);
+        assert!(toml::from_str::<SimConfig>("bogus = 1").is_err());
+        let bad = SimConfig {
+            oversampling: Range { min: 1.0, max: 3.0 },
+            ..SimConfig::default()
+        };
+        assert!(bad.validate().is_err());
+    }
 }
