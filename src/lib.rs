@@ -7,6 +7,7 @@
 pub mod autograd;
 pub mod backend;
 pub mod cli;
+pub mod data;
 pub mod device;
 pub mod error;
 pub mod fft;
@@ -14,6 +15,7 @@ pub mod loss;
 pub mod nn;
 pub mod ops;
 pub mod phasing;
+pub mod sim;
 pub mod tensor;
 
 pub use device::Device;

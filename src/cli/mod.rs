@@ -1,5 +1,7 @@
 //! The `bragg` command line: one file per subcommand, parsed with clap.
 
+pub mod simulate;
+
 use clap::{Parser, Subcommand};
 
 pub mod compare;
@@ -27,6 +29,8 @@ pub enum Command {
     Phase(phase::PhaseArgs),
     /// Compare a reconstruction with the true object after removing the ambiguities.
     Compare(compare::CompareArgs),
+    /// Simulate a BCDI dataset (.npz).
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -43,5 +47,6 @@ pub fn run() -> crate::Result<()> {
         }
         Command::Phase(args) => phase::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     }
 }
