@@ -8,6 +8,13 @@ use opencl3::device::{
 use opencl3::platform::get_platforms;
 use opencl3::types::cl_device_id;
 
+/// Serialises platform and device discovery: the ICD loader's first-call initialisation is not
+/// thread-safe in every ocl-icd release.
+pub(crate) fn loader_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// True when an OpenCL runtime library (libOpenCL) could be loaded.
 pub fn opencl_available() -> bool {
     cl3::is_opencl_runtime_available()
@@ -16,6 +23,7 @@ pub fn opencl_available() -> bool {
 /// Every OpenCL device of every platform, in the order of `opencl:N`, with its platform name.
 /// An error when no OpenCL runtime library is installed; an empty list when no ICD is registered.
 pub(crate) fn enumerate() -> Result<Vec<(cl_device_id, String)>> {
+    let _guard = loader_lock();
     if !opencl_available() {
         return Err(Error::Device(
             "no OpenCL runtime found (libOpenCL.so.1 could not be loaded); install an ICD loader \
@@ -103,6 +111,7 @@ pub fn list_devices() -> (Vec<DeviceInfo>, Option<String>) {
             )
         }
         Ok(devs) => {
+            let _guard = loader_lock();
             for (i, (id, platform)) in devs.into_iter().enumerate() {
                 let d = ClDevice::new(id);
                 let t = d.dev_type().unwrap_or(0);

@@ -183,6 +183,7 @@ impl OpenClBackend {
                 all.len()
             )));
         };
+        let _guard = devices::loader_lock();
         let dev = ClDevice::new(device_id);
         let device_name = dev.name().unwrap_or_else(|_| "unknown".into());
         let e = |what: &str, code: i32| cl_error(what, &device_name, code);
