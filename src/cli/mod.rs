@@ -1,5 +1,7 @@
 //! The `bragg` command line: one file per subcommand, parsed with clap.
 
+pub mod devices;
+
 use clap::{Parser, Subcommand};
 
 /// Command-line entry of `bragg`.
@@ -10,6 +12,10 @@ use clap::{Parser, Subcommand};
     about = "Deep learning for Bragg Coherent Diffraction Imaging"
 )]
 pub struct Cli {
+    /// Compute device: `cpu`, `opencl` or `opencl:N` (see `bragg devices`). Default: the first
+    /// OpenCL GPU, else the CPU.
+    #[arg(long, global = true, env = "BRAGG_DEVICE")]
+    pub device: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -19,6 +25,18 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and the number of CPU threads used.
     Info,
+    /// List the native CPU and every OpenCL device, marking the default.
+    Devices,
+}
+
+impl Cli {
+    /// The device chosen by `--device` / `BRAGG_DEVICE`, else the default device.
+    pub fn device(&self) -> crate::Result<crate::Device> {
+        match &self.device {
+            Some(spec) => crate::Device::from_spec(spec),
+            None => crate::Device::default_device(),
+        }
+    }
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -33,5 +51,6 @@ pub fn run() -> crate::Result<()> {
             );
             Ok(())
         }
+        Command::Devices => devices::run(cli.device.as_deref()),
     }
 }
