@@ -39,7 +39,9 @@ fn opencl_devices() -> Vec<Device> {
 }
 
 fn fill(dev: &Device, n: usize) -> bragg::backend::Storage {
-    let v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
     dev.backend().upload(&v).expect("upload")
 }
 
@@ -51,30 +53,12 @@ fn conv_cases(small: bool) -> Vec<(String, ConvGeometry)> {
         (8, 32, 32, 128)
     };
     for dil in [1usize, 4] {
-        let g = ConvGeometry::same(
-            "bench",
-            n3,
-            32,
-            32,
-            [s3; 3],
-            [3; 3],
-            [dil; 3],
-            [1; 3],
-        )
-        .expect("geometry");
+        let g = ConvGeometry::same("bench", n3, 32, 32, [s3; 3], [3; 3], [dil; 3], [1; 3])
+            .expect("geometry");
         v.push((format!("conv3d_n{n3}_32to32_{s3}^3_k3_d{dil}"), g));
     }
-    let g = ConvGeometry::same(
-        "bench",
-        n2,
-        48,
-        48,
-        [1, s2, s2],
-        [1, 3, 3],
-        [1; 3],
-        [1; 3],
-    )
-    .expect("geometry");
+    let g = ConvGeometry::same("bench", n2, 48, 48, [1, s2, s2], [1, 3, 3], [1; 3], [1; 3])
+        .expect("geometry");
     v.push((format!("conv2d_n{n2}_48to48_{s2}^2_k3"), g));
     v
 }
@@ -104,7 +88,9 @@ fn bench(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("backward_flops", &name), |bch| {
                 bch.iter(|| {
                     let gx = be.conv_backward_data(&gy, &w, &g).expect("backward data");
-                    let gw = be.conv_backward_weight(&x, &gy, &g).expect("backward weight");
+                    let gw = be
+                        .conv_backward_weight(&x, &gy, &g)
+                        .expect("backward weight");
                     be.synchronize().expect("sync");
                     (gx, gw)
                 })
@@ -115,7 +101,9 @@ fn bench(c: &mut Criterion) {
         let pg = PoolGeometry::new(planes, [side; 3], [2; 3]).expect("pool");
         let x = fill(&dev, pg.input_len());
         let mut group = c.benchmark_group(format!("opencl/maxpool3d_{planes}x{side}^3_w2"));
-        group.throughput(Throughput::Bytes(4 * (pg.input_len() + 2 * pg.output_len()) as u64));
+        group.throughput(Throughput::Bytes(
+            4 * (pg.input_len() + 2 * pg.output_len()) as u64,
+        ));
         group.bench_function(BenchmarkId::new("forward_bytes", &name), |bch| {
             bch.iter(|| {
                 let r = be.maxpool_forward(&x, &pg).expect("pool");
@@ -127,7 +115,9 @@ fn bench(c: &mut Criterion) {
         let ug = UpsampleGeometry::new(planes, [side / 2; 3], [2; 3]).expect("upsample");
         let x = fill(&dev, ug.input_len());
         let mut group = c.benchmark_group(format!("opencl/upsample3d_{planes}x{}^3_f2", side / 2));
-        group.throughput(Throughput::Bytes(4 * (ug.input_len() + ug.output_len()) as u64));
+        group.throughput(Throughput::Bytes(
+            4 * (ug.input_len() + ug.output_len()) as u64,
+        ));
         group.bench_function(BenchmarkId::new("forward_bytes", &name), |bch| {
             bch.iter(|| {
                 let r = be.upsample_forward(&x, &ug).expect("upsample");

@@ -42,13 +42,19 @@ fn ocl() -> Option<Device> {
             Some(d)
         }
         Some(Err(e)) => {
-            assert!(!require, "BRAGG_REQUIRE_OPENCL=1 but opening the device failed: {e}");
+            assert!(
+                !require,
+                "BRAGG_REQUIRE_OPENCL=1 but opening the device failed: {e}"
+            );
             eprintln!("opencl_parity: SKIPPED ({e})");
             None
         }
         None => {
             let why = note.unwrap_or_else(|| "no OpenCL device".into());
-            assert!(!require, "BRAGG_REQUIRE_OPENCL=1 but no OpenCL device: {why}");
+            assert!(
+                !require,
+                "BRAGG_REQUIRE_OPENCL=1 but no OpenCL device: {why}"
+            );
             eprintln!("opencl_parity: SKIPPED, no OpenCL device ({why})");
             None
         }
@@ -76,7 +82,10 @@ fn loose(name: &str, got: &[f32], want: &[f32]) {
         .zip(want)
         .map(|(g, w)| (g - w).abs())
         .enumerate()
-        .fold((0, 0.0f32), |a, (i, d)| if d > a.1 || d.is_nan() { (i, d) } else { a });
+        .fold(
+            (0, 0.0f32),
+            |a, (i, d)| if d > a.1 || d.is_nan() { (i, d) } else { a },
+        );
     assert!(
         d <= LOOSE * (1.0 + scale),
         "{name}: max |diff| {d} at {i} (opencl {} vs cpu {}), scale {scale}",
@@ -197,7 +206,16 @@ fn sums_over_axes() {
 }
 
 /// (batch, C, O, input, kernel, dilation, stride, same padding)
-type ConvCase = (usize, usize, usize, [usize; 3], [usize; 3], usize, usize, bool);
+type ConvCase = (
+    usize,
+    usize,
+    usize,
+    [usize; 3],
+    [usize; 3],
+    usize,
+    usize,
+    bool,
+);
 
 const CONV_CASES: [ConvCase; 10] = [
     (2, 3, 5, [1, 9, 11], [1, 3, 3], 1, 1, true),
@@ -216,7 +234,11 @@ fn geometry(c: &ConvCase) -> ConvGeometry {
     let (n, ci, co, input, kernel, dil, stride, same) = *c;
     let twod = input[0] == 1 && kernel[0] == 1;
     let d = if twod { [1, dil, dil] } else { [dil; 3] };
-    let s = if twod { [1, stride, stride] } else { [stride; 3] };
+    let s = if twod {
+        [1, stride, stride]
+    } else {
+        [stride; 3]
+    };
     if same {
         ConvGeometry::same("conv", n, ci, co, input, kernel, d, s).unwrap()
     } else {
@@ -411,7 +433,12 @@ fn tensor_parity(
         let grads = loss.backward().unwrap();
         let gs: Vec<Vec<f32>> = ts
             .iter()
-            .map(|t| grads.get(t).map(|g| g.to_vec().unwrap()).unwrap_or_default())
+            .map(|t| {
+                grads
+                    .get(t)
+                    .map(|g| g.to_vec().unwrap())
+                    .unwrap_or_default()
+            })
             .collect();
         results.push((y.to_vec().unwrap(), gs));
     }

@@ -8,7 +8,11 @@ pub fn run(selected: Option<&str>) -> crate::Result<()> {
     let (mut rows, note) = list_devices();
     if let Some(s) = selected {
         let s = s.trim().to_ascii_lowercase();
-        let s = if s == "opencl" { "opencl:0".to_string() } else { s };
+        let s = if s == "opencl" {
+            "opencl:0".to_string()
+        } else {
+            s
+        };
         if !rows.iter().any(|r| r.spec == s) {
             return Err(crate::Error::Device(format!(
                 "unknown device `{s}`: expected `cpu`, `opencl` or `opencl:N` from the list below \

@@ -49,8 +49,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// The OpenCL devices opened so far: one backend (and program cache) per device per process.
-fn opencl_registry() -> &'static Mutex<HashMap<usize, (Arc<OpenClBackend>, Device)>> {
-    static REG: OnceLock<Mutex<HashMap<usize, (Arc<OpenClBackend>, Device)>>> = OnceLock::new();
+type Registry = Mutex<HashMap<usize, (Arc<OpenClBackend>, Device)>>;
+
+fn opencl_registry() -> &'static Registry {
+    static REG: OnceLock<Registry> = OnceLock::new();
     REG.get_or_init(|| Mutex::new(HashMap::new()))
 }
 

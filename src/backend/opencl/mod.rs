@@ -8,8 +8,8 @@
 mod devices;
 mod pool;
 
-pub use devices::{list_devices, opencl_available, DeviceInfo};
 pub(crate) use devices::{enumerate as devices_enumerate, is_gpu as device_is_gpu};
+pub use devices::{list_devices, opencl_available, DeviceInfo};
 pub use pool::ClBuffer;
 
 use super::{Backend, Storage};
@@ -63,7 +63,10 @@ impl Family {
                 "kernels/elementwise.cl",
                 include_str!("../../../kernels/elementwise.cl"),
             ),
-            Family::Reduce => ("kernels/reduce.cl", include_str!("../../../kernels/reduce.cl")),
+            Family::Reduce => (
+                "kernels/reduce.cl",
+                include_str!("../../../kernels/reduce.cl"),
+            ),
             Family::Conv => ("kernels/conv.cl", include_str!("../../../kernels/conv.cl")),
             Family::Pool => ("kernels/pool.cl", include_str!("../../../kernels/pool.cl")),
             Family::Resample => (
@@ -71,8 +74,14 @@ impl Family {
                 include_str!("../../../kernels/resample.cl"),
             ),
             Family::Copy => ("kernels/copy.cl", include_str!("../../../kernels/copy.cl")),
-            Family::Filter => ("kernels/filter.cl", include_str!("../../../kernels/filter.cl")),
-            Family::Optim => ("kernels/optim.cl", include_str!("../../../kernels/optim.cl")),
+            Family::Filter => (
+                "kernels/filter.cl",
+                include_str!("../../../kernels/filter.cl"),
+            ),
+            Family::Optim => (
+                "kernels/optim.cl",
+                include_str!("../../../kernels/optim.cl"),
+            ),
             Family::Half => ("kernels/half.cl", include_str!("../../../kernels/half.cl")),
         }
     }
@@ -134,6 +143,9 @@ pub struct Limits {
     pub tiles: ConvTiles,
 }
 
+/// Cached conv index tables, by (kind, geometry).
+type TableCache = HashMap<(u8, ConvGeometry), Arc<Buffer<i32>>>;
+
 /// An OpenCL device with its context, queue, programs and buffer pool.
 pub struct OpenClBackend {
     index: usize,
@@ -144,7 +156,7 @@ pub struct OpenClBackend {
     limits: Limits,
     programs: Mutex<HashMap<Family, Arc<Program>>>,
     kernels: Mutex<HashMap<(Family, &'static str), Kernel>>,
-    tables: Mutex<HashMap<(u8, ConvGeometry), Arc<Buffer<i32>>>>,
+    tables: Mutex<TableCache>,
     pool: Arc<pool::Pool>,
 }
 
@@ -165,7 +177,7 @@ impl std::fmt::Debug for OpenClBackend {
 /// Maps an OpenCL error code to a [`Error::OpenCl`] naming the operation and device.
 pub(crate) fn cl_error(what: &str, device: &str, code: i32) -> Error {
     let hint = match code {
-        -4 | -5 | -6 => " (out of device memory or resources)",
+        -6..=-4 => " (out of device memory or resources)",
         -1001 => " (no OpenCL platform: is an ICD installed?)",
         -2000..=-1999 => " (OpenCL runtime library could not be loaded)",
         _ => "",
@@ -322,8 +334,11 @@ impl OpenClBackend {
         }
         .map_err(|c| self.err("allocating an index table", c.0))?;
         if !data.is_empty() {
-            unsafe { self.queue.enqueue_write_buffer(&mut buf, CL_BLOCKING, 0, &data, &[]) }
-                .map_err(|c| self.err("writing an index table", c.0))?;
+            unsafe {
+                self.queue
+                    .enqueue_write_buffer(&mut buf, CL_BLOCKING, 0, &data, &[])
+            }
+            .map_err(|c| self.err("writing an index table", c.0))?;
         }
         let buf = Arc::new(buf);
         if tables.len() > 256 {
@@ -348,13 +363,18 @@ impl OpenClBackend {
         }
         let program = self.program(family)?;
         let mut kernels = self.kernels.lock().map_err(|_| poisoned())?;
-        if !kernels.contains_key(&(family, name)) {
-            let k = Kernel::create(&program, name).map_err(|c| {
-                self.err(&format!("creating kernel {name} of {:?}", family.source().0), c.0)
-            })?;
-            kernels.insert((family, name), k);
-        }
-        let kernel = &kernels[&(family, name)];
+        let kernel = match kernels.entry((family, name)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let k = Kernel::create(&program, name).map_err(|c| {
+                    self.err(
+                        &format!("creating kernel {name} of {}", family.source().0),
+                        c.0,
+                    )
+                })?;
+                v.insert(k)
+            }
+        };
         for (i, a) in args.iter().enumerate() {
             let i = i as u32;
             let r = unsafe {
@@ -474,7 +494,9 @@ impl OpenClBackend {
             data.len(),
         )?;
         // The staging buffer is released on drop; finish first so the kernel has read it.
-        self.queue.finish().map_err(|c| self.err("finishing", c.0))?;
+        self.queue
+            .finish()
+            .map_err(|c| self.err("finishing", c.0))?;
         Ok(out)
     }
 }
@@ -680,7 +702,9 @@ impl Backend for OpenClBackend {
     }
 
     fn synchronize(&self) -> Result<()> {
-        self.queue.finish().map_err(|c| self.err("finishing the queue", c.0))
+        self.queue
+            .finish()
+            .map_err(|c| self.err("finishing the queue", c.0))
     }
 
     fn peak_memory(&self) -> Option<usize> {

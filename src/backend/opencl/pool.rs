@@ -134,8 +134,10 @@ impl Pool {
     }
 
     fn create(&self, cap: usize) -> std::result::Result<Buffer<f32>, i32> {
-        unsafe { Buffer::<f32>::create(&self.context, CL_MEM_READ_WRITE, cap, std::ptr::null_mut()) }
-            .map_err(|e| e.0)
+        unsafe {
+            Buffer::<f32>::create(&self.context, CL_MEM_READ_WRITE, cap, std::ptr::null_mut())
+        }
+        .map_err(|e| e.0)
     }
 
     fn release(&self, buf: Buffer<f32>, cap: usize) {
@@ -194,4 +196,3 @@ impl std::fmt::Debug for ClBuffer {
         write!(f, "ClBuffer(len={}, device={})", self.len, self.pool.device)
     }
 }
-

@@ -98,7 +98,9 @@ pub fn binary(
     let sa = broadcast_strides(a_shape, out_shape);
     let sb = broadcast_strides(b_shape, out_shape);
     // Size-1 output axes carry no index: drop them, which also lets rank up to 8 through.
-    let keep: Vec<usize> = (0..out_shape.len()).filter(|&d| out_shape[d] != 1).collect();
+    let keep: Vec<usize> = (0..out_shape.len())
+        .filter(|&d| out_shape[d] != 1)
+        .collect();
     let pick = |v: &[usize]| keep.iter().map(|&d| v[d]).collect::<Vec<_>>();
     be.launch1(
         Family::Elementwise,
