@@ -15,8 +15,8 @@ pub fn run(selected: Option<&str>) -> crate::Result<()> {
         };
         if !rows.iter().any(|r| r.spec == s) {
             return Err(crate::Error::Device(format!(
-                "unknown device `{s}`: expected `cpu`, `opencl` or `opencl:N` from the list below \
-                 (run `bragg devices` without --device)"
+                "unknown device `{s}`: expected `cpu`, `opencl` or `opencl:N` listed by \
+                 `bragg devices` (without --device)"
             )));
         }
         for r in &mut rows {
