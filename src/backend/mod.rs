@@ -7,6 +7,7 @@
 //! kernel in `kernels/<family>.cl`.
 
 pub mod cpu;
+pub mod opencl;
 
 use crate::ops::conv::ConvGeometry;
 use crate::ops::copy::AxisCopy;
@@ -22,6 +23,8 @@ use crate::Result;
 pub enum Storage {
     /// Host memory of the native CPU backend.
     Cpu(Vec<f32>),
+    /// A pooled OpenCL device buffer (returned to its pool on drop).
+    OpenCl(opencl::ClBuffer),
 }
 
 impl Storage {
@@ -29,6 +32,7 @@ impl Storage {
     pub fn len(&self) -> usize {
         match self {
             Storage::Cpu(v) => v.len(),
+            Storage::OpenCl(b) => b.len(),
         }
     }
 

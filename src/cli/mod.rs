@@ -1,5 +1,6 @@
 //! The `bragg` command line: one file per subcommand, parsed with clap.
 
+pub mod devices;
 pub mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +17,10 @@ pub mod phase;
     about = "Deep learning for Bragg Coherent Diffraction Imaging"
 )]
 pub struct Cli {
+    /// Compute device: `cpu`, `opencl` or `opencl:N` (see `bragg devices`). Default: the first
+    /// OpenCL GPU, else the CPU.
+    #[arg(long, global = true, env = "BRAGG_DEVICE")]
+    pub device: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,6 +36,18 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Simulate a BCDI dataset (.npz).
     Simulate(simulate::SimulateArgs),
+    /// List the native CPU and every OpenCL device, marking the default.
+    Devices,
+}
+
+impl Cli {
+    /// The device chosen by `--device` / `BRAGG_DEVICE`, else the default device.
+    pub fn device(&self) -> crate::Result<crate::Device> {
+        match &self.device {
+            Some(spec) => crate::Device::from_spec(spec),
+            None => crate::Device::default_device(),
+        }
+    }
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -48,5 +65,6 @@ pub fn run() -> crate::Result<()> {
         Command::Phase(args) => phase::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Devices => devices::run(cli.device.as_deref()),
     }
 }

@@ -2,6 +2,7 @@
 //! backward passes.
 
 pub mod cpu;
+pub mod opencl;
 
 /// Copy `count` positions of `src` starting at `src_start` along an axis into `dst` starting
 /// at `dst_start`. Both tensors are viewed as `[outer, axis_len, inner]`.

@@ -1,6 +1,7 @@
 //! Element-wise unary and binary operations, activations included.
 
 pub mod cpu;
+pub mod opencl;
 
 /// A unary element-wise operation; parameters travel inside the variant.
 #[derive(Debug, Clone, Copy, PartialEq)]

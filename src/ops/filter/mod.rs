@@ -2,6 +2,7 @@
 //! windows of the SSIM losses are built from it.
 
 pub mod cpu;
+pub mod opencl;
 
 /// A filter along the middle axis of a tensor viewed as `[outer, len, inner]`.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,6 +2,7 @@
 //! training step never leaves the device.
 
 pub mod cpu;
+pub mod opencl;
 
 /// Hyper-parameters of one Adam step.
 #[derive(Debug, Clone, Copy, PartialEq)]

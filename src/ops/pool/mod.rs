@@ -1,6 +1,7 @@
 //! Max-pooling with a window equal to its stride (2 for the BCDI models), floor output size.
 
 pub mod cpu;
+pub mod opencl;
 
 use crate::{Error, Result};
 

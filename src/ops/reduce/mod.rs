@@ -1,6 +1,7 @@
 //! Sums over all or some axes (means are sums scaled by the tensor layer).
 
 pub mod cpu;
+pub mod opencl;
 
 /// The shape of a sum over `axes` that keeps them as size-1 dimensions.
 pub fn reduced_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {

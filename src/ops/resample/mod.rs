@@ -1,6 +1,7 @@
 //! Nearest-neighbour upsampling by integer factors per axis.
 
 pub mod cpu;
+pub mod opencl;
 
 use crate::{Error, Result};
 

@@ -1,0 +1,713 @@
+//! The OpenCL backend: one context and in-order queue per device, a program cache (each
+//! `kernels/*.cl` compiled once per device on first use), a buffer pool that reuses freed device
+//! buffers across steps, and peak-memory tracking.
+//!
+//! The launchers of each op live next to its CPU code in `ops/<op>/opencl.rs`; this module
+//! provides what they share: [`ClBuffer`], [`OpenClBackend::launch`] and the device limits.
+
+mod devices;
+mod pool;
+
+pub(crate) use devices::{enumerate as devices_enumerate, is_gpu as device_is_gpu};
+pub use devices::{list_devices, opencl_available, DeviceInfo};
+pub use pool::ClBuffer;
+
+use super::{Backend, Storage};
+use crate::ops::conv::ConvGeometry;
+use crate::ops::copy::AxisCopy;
+use crate::ops::elementwise::{BinaryOp, UnaryOp};
+use crate::ops::filter::AxisFilter;
+use crate::ops::optim::{AdamHyper, SgdHyper};
+use crate::ops::pool::PoolGeometry;
+use crate::ops::resample::UpsampleGeometry;
+use crate::ops::{conv, copy, elementwise, filter, optim, pool as pool_op, reduce, resample};
+use crate::{Error, Result};
+use opencl3::command_queue::CommandQueue;
+use opencl3::context::Context;
+use opencl3::device::Device as ClDevice;
+use opencl3::kernel::Kernel;
+use opencl3::memory::{Buffer, ClMem, CL_MEM_READ_ONLY};
+use opencl3::program::Program;
+use opencl3::types::{cl_device_id, cl_mem, CL_BLOCKING};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A kernel family: one `kernels/<file>.cl` source, compiled once per device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Unary, unary backward and broadcasting binary ops.
+    Elementwise,
+    /// Sums over axes and the full parallel sum.
+    Reduce,
+    /// Tiled implicit-GEMM convolutions.
+    Conv,
+    /// Max-pooling.
+    Pool,
+    /// Nearest upsampling.
+    Resample,
+    /// Axis range copies.
+    Copy,
+    /// Axis filters.
+    Filter,
+    /// Adam and SGD updates.
+    Optim,
+    /// f16 -> f32 conversion.
+    Half,
+}
+
+impl Family {
+    /// The kernel file name and its source.
+    fn source(self) -> (&'static str, &'static str) {
+        match self {
+            Family::Elementwise => (
+                "kernels/elementwise.cl",
+                include_str!("../../../kernels/elementwise.cl"),
+            ),
+            Family::Reduce => (
+                "kernels/reduce.cl",
+                include_str!("../../../kernels/reduce.cl"),
+            ),
+            Family::Conv => ("kernels/conv.cl", include_str!("../../../kernels/conv.cl")),
+            Family::Pool => ("kernels/pool.cl", include_str!("../../../kernels/pool.cl")),
+            Family::Resample => (
+                "kernels/resample.cl",
+                include_str!("../../../kernels/resample.cl"),
+            ),
+            Family::Copy => ("kernels/copy.cl", include_str!("../../../kernels/copy.cl")),
+            Family::Filter => (
+                "kernels/filter.cl",
+                include_str!("../../../kernels/filter.cl"),
+            ),
+            Family::Optim => (
+                "kernels/optim.cl",
+                include_str!("../../../kernels/optim.cl"),
+            ),
+            Family::Half => ("kernels/half.cl", include_str!("../../../kernels/half.cl")),
+        }
+    }
+}
+
+/// One kernel argument.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    /// A pooled device buffer.
+    Buf(&'a ClBuffer),
+    /// A raw memory object (tables, temporaries).
+    Mem(cl_mem),
+    /// An `int`.
+    I32(i32),
+    /// A `float`.
+    F32(f32),
+    /// An `int4`.
+    Int4([i32; 4]),
+    /// An `int8` (shapes and strides up to rank 8).
+    Int8([i32; 8]),
+    /// `__local` scratch of this many bytes.
+    Local(usize),
+}
+
+/// Tile sizes of the implicit-GEMM convolution kernels, chosen per device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvTiles {
+    /// Rows (output channels) per work-group tile.
+    pub tm: usize,
+    /// Columns (voxels) per work-group tile.
+    pub tn: usize,
+    /// Reduction depth per tile.
+    pub tk: usize,
+    /// Register block rows per work-item.
+    pub rm: usize,
+    /// Register block columns per work-item.
+    pub rn: usize,
+}
+
+impl ConvTiles {
+    /// Work-items per work-group.
+    pub fn threads(&self) -> usize {
+        (self.tm / self.rm) * (self.tn / self.rn)
+    }
+}
+
+/// Limits of the device that launchers size their work-groups with.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// CL_DEVICE_MAX_WORK_GROUP_SIZE.
+    pub max_work_group: usize,
+    /// CL_DEVICE_LOCAL_MEM_SIZE in bytes.
+    pub local_mem: usize,
+    /// CL_DEVICE_MAX_COMPUTE_UNITS.
+    pub compute_units: usize,
+    /// Work-group size of the 1-D kernels.
+    pub wg1: usize,
+    /// Conv tiles.
+    pub tiles: ConvTiles,
+}
+
+/// Cached conv index tables, by (kind, geometry).
+type TableCache = HashMap<(u8, ConvGeometry), Arc<Buffer<i32>>>;
+
+/// An OpenCL device with its context, queue, programs and buffer pool.
+pub struct OpenClBackend {
+    index: usize,
+    device_name: String,
+    device_id: cl_device_id,
+    context: Arc<Context>,
+    queue: CommandQueue,
+    limits: Limits,
+    programs: Mutex<HashMap<Family, Arc<Program>>>,
+    kernels: Mutex<HashMap<(Family, &'static str), Kernel>>,
+    tables: Mutex<TableCache>,
+    pool: Arc<pool::Pool>,
+}
+
+// SAFETY: `cl_device_id` is an opaque handle that OpenCL allows using from any thread; every
+// other field is Send + Sync (kernels sit behind a mutex).
+unsafe impl Send for OpenClBackend {}
+unsafe impl Sync for OpenClBackend {}
+
+impl std::fmt::Debug for OpenClBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenClBackend")
+            .field("index", &self.index)
+            .field("device", &self.device_name)
+            .finish()
+    }
+}
+
+/// Maps an OpenCL error code to a [`Error::OpenCl`] naming the operation and device.
+pub(crate) fn cl_error(what: &str, device: &str, code: i32) -> Error {
+    let hint = match code {
+        -6..=-4 => " (out of device memory or resources)",
+        -1001 => " (no OpenCL platform: is an ICD installed?)",
+        -2000..=-1999 => " (OpenCL runtime library could not be loaded)",
+        _ => "",
+    };
+    Error::OpenCl(format!("{what} on {device}: error {code}{hint}"))
+}
+
+impl OpenClBackend {
+    /// Opens the OpenCL device number `index` (counting every device of every platform).
+    pub fn new(index: usize) -> Result<Self> {
+        let all = devices::enumerate()?;
+        let Some(&(device_id, _)) = all.get(index) else {
+            return Err(Error::Device(format!(
+                "opencl:{index} does not exist: {} OpenCL device(s) found (see `bragg devices`)",
+                all.len()
+            )));
+        };
+        let _guard = devices::loader_lock();
+        let dev = ClDevice::new(device_id);
+        let device_name = dev.name().unwrap_or_else(|_| "unknown".into());
+        let e = |what: &str, code: i32| cl_error(what, &device_name, code);
+        let context = Context::from_device(&dev).map_err(|c| e("creating a context", c.0))?;
+        #[allow(deprecated)]
+        let queue = unsafe { CommandQueue::create(&context, device_id, 0) }
+            .map_err(|c| e("creating a command queue", c.0))?;
+        let max_wg = dev.max_work_group_size().unwrap_or(64).max(1);
+        let local_mem = dev.local_mem_size().unwrap_or(16 * 1024) as usize;
+        let compute_units = dev.max_compute_units().unwrap_or(1).max(1) as usize;
+        let global = dev.global_mem_size().unwrap_or(u64::MAX) as usize;
+        let max_alloc = dev.max_mem_alloc_size().unwrap_or(u64::MAX) as usize;
+        // 64x64 tiles need 256 work-items and ~8.5 KiB of local memory; smaller devices get 32x32.
+        let tiles = if max_wg >= 256 && local_mem >= 16 * 1024 {
+            ConvTiles {
+                tm: 64,
+                tn: 64,
+                tk: 16,
+                rm: 4,
+                rn: 4,
+            }
+        } else {
+            ConvTiles {
+                tm: 32,
+                tn: 32,
+                tk: 16,
+                rm: 4,
+                rn: 4,
+            }
+        };
+        let limits = Limits {
+            max_work_group: max_wg,
+            local_mem,
+            compute_units,
+            wg1: max_wg.clamp(1, 256),
+            tiles,
+        };
+        let context = Arc::new(context);
+        let pool = Arc::new(pool::Pool::new(
+            context.clone(),
+            device_name.clone(),
+            global,
+            max_alloc,
+        ));
+        Ok(OpenClBackend {
+            index,
+            device_name,
+            device_id,
+            context,
+            queue,
+            limits,
+            programs: Mutex::new(HashMap::new()),
+            kernels: Mutex::new(HashMap::new()),
+            tables: Mutex::new(HashMap::new()),
+            pool,
+        })
+    }
+
+    /// The device's name as the driver reports it.
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+
+    /// The limits used to size work-groups.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Bytes currently held by live tensors on this device.
+    pub fn memory_in_use(&self) -> usize {
+        self.pool.in_use()
+    }
+
+    /// Starts a new peak-memory measurement.
+    pub fn reset_peak_memory(&self) {
+        self.pool.reset_peak();
+    }
+
+    /// Frees every cached (unused) buffer of the pool.
+    pub fn trim_pool(&self) {
+        self.pool.trim();
+    }
+
+    fn err(&self, what: &str, code: i32) -> Error {
+        cl_error(what, &self.device_name, code)
+    }
+
+    /// The compiled program of a family, built on first use.
+    fn program(&self, family: Family) -> Result<Arc<Program>> {
+        let mut progs = self.programs.lock().map_err(|_| poisoned())?;
+        if let Some(p) = progs.get(&family) {
+            return Ok(p.clone());
+        }
+        let (file, src) = family.source();
+        let t = self.limits.tiles;
+        let options = format!(
+            "-cl-std=CL1.2 -cl-mad-enable -DTM={} -DTN={} -DTK={} -DRM={} -DRN={}",
+            t.tm, t.tn, t.tk, t.rm, t.rn
+        );
+        let mut program = Program::create_from_source(&self.context, src)
+            .map_err(|c| self.err(&format!("creating the program of {file}"), c.0))?;
+        if let Err(c) = program.build(&[self.device_id], &options) {
+            let log = program
+                .get_build_log(self.device_id)
+                .unwrap_or_else(|_| "(no build log)".into());
+            return Err(Error::OpenCl(format!(
+                "building {file} for {} failed (error {}):\n{log}",
+                self.device_name, c.0
+            )));
+        }
+        let p = Arc::new(program);
+        progs.insert(family, p.clone());
+        Ok(p)
+    }
+
+    /// Allocates an uninitialised pooled buffer of `len` f32.
+    pub fn alloc(&self, len: usize) -> Result<ClBuffer> {
+        self.pool.alloc(len)
+    }
+
+    /// A read-only device table of i32 (conv index tables), cached per geometry and kind.
+    pub(crate) fn table(
+        &self,
+        kind: u8,
+        g: &ConvGeometry,
+        make: impl FnOnce() -> Vec<i32>,
+    ) -> Result<Arc<Buffer<i32>>> {
+        let mut tables = self.tables.lock().map_err(|_| poisoned())?;
+        if let Some(t) = tables.get(&(kind, *g)) {
+            return Ok(t.clone());
+        }
+        let data = make();
+        let n = data.len().max(1);
+        let mut buf = unsafe {
+            Buffer::<i32>::create(&self.context, CL_MEM_READ_ONLY, n, std::ptr::null_mut())
+        }
+        .map_err(|c| self.err("allocating an index table", c.0))?;
+        if !data.is_empty() {
+            unsafe {
+                self.queue
+                    .enqueue_write_buffer(&mut buf, CL_BLOCKING, 0, &data, &[])
+            }
+            .map_err(|c| self.err("writing an index table", c.0))?;
+        }
+        let buf = Arc::new(buf);
+        if tables.len() > 256 {
+            tables.clear();
+        }
+        tables.insert((kind, *g), buf.clone());
+        Ok(buf)
+    }
+
+    /// Enqueues `family::name` over `global` work-items (rounded up to multiples of `local`).
+    /// A launch with zero work-items does nothing.
+    pub fn launch(
+        &self,
+        family: Family,
+        name: &'static str,
+        args: &[Arg<'_>],
+        global: &[usize],
+        local: Option<&[usize]>,
+    ) -> Result<()> {
+        if global.contains(&0) {
+            return Ok(());
+        }
+        let program = self.program(family)?;
+        let mut kernels = self.kernels.lock().map_err(|_| poisoned())?;
+        let kernel = match kernels.entry((family, name)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let k = Kernel::create(&program, name).map_err(|c| {
+                    self.err(
+                        &format!("creating kernel {name} of {}", family.source().0),
+                        c.0,
+                    )
+                })?;
+                v.insert(k)
+            }
+        };
+        for (i, a) in args.iter().enumerate() {
+            let i = i as u32;
+            let r = unsafe {
+                match *a {
+                    Arg::Buf(b) => kernel.set_arg(i, &b.mem()),
+                    Arg::Mem(m) => kernel.set_arg(i, &m),
+                    Arg::I32(v) => kernel.set_arg(i, &v),
+                    Arg::F32(v) => kernel.set_arg(i, &v),
+                    Arg::Int4(v) => kernel.set_arg(i, &v),
+                    Arg::Int8(v) => kernel.set_arg(i, &v),
+                    Arg::Local(bytes) => kernel.set_arg_local_buffer(i, bytes.max(4)),
+                }
+            };
+            r.map_err(|c| self.err(&format!("setting argument {i} of kernel {name}"), c.0))?;
+        }
+        let global: Vec<usize> = match local {
+            Some(l) => global
+                .iter()
+                .zip(l)
+                .map(|(&g, &l)| g.div_ceil(l) * l)
+                .collect(),
+            None => global.to_vec(),
+        };
+        let local_ptr = local.map_or(std::ptr::null(), |l| l.as_ptr());
+        unsafe {
+            self.queue.enqueue_nd_range_kernel(
+                kernel.get(),
+                global.len() as u32,
+                std::ptr::null(),
+                global.as_ptr(),
+                local_ptr,
+                &[],
+            )
+        }
+        .map_err(|c| self.err(&format!("launching kernel {name}"), c.0))?;
+        Ok(())
+    }
+
+    /// A 1-D launch over `n` work-items with the device's 1-D work-group size.
+    pub fn launch1(
+        &self,
+        family: Family,
+        name: &'static str,
+        args: &[Arg<'_>],
+        n: usize,
+    ) -> Result<()> {
+        let wg = self.limits.wg1;
+        self.launch(family, name, args, &[n], Some(&[wg]))
+    }
+
+    /// Copies host f32 data into a new pooled buffer.
+    pub fn upload_slice(&self, data: &[f32]) -> Result<ClBuffer> {
+        let mut b = self.alloc(data.len())?;
+        if !data.is_empty() {
+            unsafe {
+                self.queue
+                    .enqueue_write_buffer(b.buffer_mut(), CL_BLOCKING, 0, data, &[])
+            }
+            .map_err(|c| self.err("uploading", c.0))?;
+        }
+        Ok(b)
+    }
+
+    /// Reads a buffer back to the host.
+    pub fn read(&self, b: &ClBuffer) -> Result<Vec<f32>> {
+        let mut out = vec![0.0f32; b.len()];
+        if !out.is_empty() {
+            unsafe {
+                self.queue
+                    .enqueue_read_buffer(b.buffer(), CL_BLOCKING, 0, &mut out, &[])
+            }
+            .map_err(|c| self.err("downloading", c.0))?;
+        }
+        Ok(out)
+    }
+
+    /// A new buffer of `len` copies of `value`.
+    pub fn fill(&self, len: usize, value: f32) -> Result<ClBuffer> {
+        let mut b = self.alloc(len)?;
+        if len > 0 {
+            unsafe {
+                self.queue
+                    .enqueue_fill_buffer(b.buffer_mut(), &[value], 0, len * 4, &[])
+            }
+            .map_err(|c| self.err("filling a buffer", c.0))?;
+        }
+        Ok(b)
+    }
+
+    /// Uploads f16 host data and converts it to f32 on the device with `vload_half` (works on
+    /// devices without cl_khr_fp16).
+    pub fn upload_f16(&self, data: &[half::f16]) -> Result<ClBuffer> {
+        let out = self.alloc(data.len())?;
+        if data.is_empty() {
+            return Ok(out);
+        }
+        let bits: &[u16] = bytemuck::cast_slice(data);
+        let mut tmp = unsafe {
+            Buffer::<u16>::create(
+                &self.context,
+                CL_MEM_READ_ONLY,
+                bits.len(),
+                std::ptr::null_mut(),
+            )
+        }
+        .map_err(|c| self.err("allocating an f16 staging buffer", c.0))?;
+        unsafe {
+            self.queue
+                .enqueue_write_buffer(&mut tmp, CL_BLOCKING, 0, bits, &[])
+        }
+        .map_err(|c| self.err("uploading f16 data", c.0))?;
+        let n = i32_len(data.len(), "upload_f16")?;
+        self.launch1(
+            Family::Half,
+            "f16_to_f32",
+            &[Arg::Mem(tmp.get()), Arg::Buf(&out), Arg::I32(n)],
+            data.len(),
+        )?;
+        // The staging buffer is released on drop; finish first so the kernel has read it.
+        self.queue
+            .finish()
+            .map_err(|c| self.err("finishing", c.0))?;
+        Ok(out)
+    }
+}
+
+fn poisoned() -> Error {
+    Error::OpenCl("internal lock poisoned by a panic in another thread".into())
+}
+
+/// `n` as an OpenCL `int`, or an error naming `op` for tensors beyond 2^31 elements.
+pub(crate) fn i32_len(n: usize, op: &str) -> Result<i32> {
+    i32::try_from(n).map_err(|_| {
+        Error::OpenCl(format!(
+            "{op}: {n} elements exceed the 2^31 limit of the OpenCL kernels"
+        ))
+    })
+}
+
+/// The OpenCL buffer of a storage, or an error naming `op`.
+pub(crate) fn cl<'a>(s: &'a Storage, op: &str) -> Result<&'a ClBuffer> {
+    match s {
+        Storage::OpenCl(b) => Ok(b),
+        _ => Err(Error::Device(format!(
+            "{op}: expected an OpenCL tensor, got one on another device"
+        ))),
+    }
+}
+
+/// Uploads f16 host data to an OpenCL device as an f32 storage, converting on the device.
+pub fn upload_f16(device: &crate::Device, data: &[half::f16]) -> Result<Storage> {
+    let be = device.opencl_backend().ok_or_else(|| {
+        Error::Device(format!(
+            "upload_f16: {} is not an OpenCL device",
+            device.name()
+        ))
+    })?;
+    Ok(Storage::OpenCl(be.upload_f16(data)?))
+}
+
+impl Backend for OpenClBackend {
+    fn name(&self) -> String {
+        format!("opencl:{} ({})", self.index, self.device_name)
+    }
+
+    fn upload(&self, data: &[f32]) -> Result<Storage> {
+        Ok(Storage::OpenCl(self.upload_slice(data)?))
+    }
+
+    fn download(&self, s: &Storage) -> Result<Vec<f32>> {
+        self.read(cl(s, "download")?)
+    }
+
+    fn full(&self, len: usize, value: f32) -> Result<Storage> {
+        Ok(Storage::OpenCl(self.fill(len, value)?))
+    }
+
+    fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage> {
+        elementwise::opencl::unary(self, op, cl(x, "unary")?).map(Storage::OpenCl)
+    }
+
+    fn unary_backward(&self, op: UnaryOp, x: &Storage, gy: &Storage) -> Result<Storage> {
+        elementwise::opencl::unary_backward(
+            self,
+            op,
+            cl(x, "unary_backward")?,
+            cl(gy, "unary_backward")?,
+        )
+        .map(Storage::OpenCl)
+    }
+
+    fn binary(
+        &self,
+        op: BinaryOp,
+        a: &Storage,
+        a_shape: &[usize],
+        b: &Storage,
+        b_shape: &[usize],
+        out_shape: &[usize],
+    ) -> Result<Storage> {
+        elementwise::opencl::binary(
+            self,
+            op,
+            cl(a, "binary")?,
+            a_shape,
+            cl(b, "binary")?,
+            b_shape,
+            out_shape,
+        )
+        .map(Storage::OpenCl)
+    }
+
+    fn sum_axes(&self, x: &Storage, shape: &[usize], axes: &[usize]) -> Result<Storage> {
+        reduce::opencl::sum_axes(self, cl(x, "sum")?, shape, axes).map(Storage::OpenCl)
+    }
+
+    fn conv_forward(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        bias: Option<&Storage>,
+        g: &ConvGeometry,
+    ) -> Result<Storage> {
+        let bias = bias.map(|b| cl(b, "conv")).transpose()?;
+        conv::opencl::forward(self, cl(x, "conv")?, cl(w, "conv")?, bias, g).map(Storage::OpenCl)
+    }
+
+    fn conv_backward_data(&self, gy: &Storage, w: &Storage, g: &ConvGeometry) -> Result<Storage> {
+        conv::opencl::backward_data(
+            self,
+            cl(gy, "conv_backward_data")?,
+            cl(w, "conv_backward_data")?,
+            g,
+        )
+        .map(Storage::OpenCl)
+    }
+
+    fn conv_backward_weight(&self, x: &Storage, gy: &Storage, g: &ConvGeometry) -> Result<Storage> {
+        conv::opencl::backward_weight(
+            self,
+            cl(x, "conv_backward_weight")?,
+            cl(gy, "conv_backward_weight")?,
+            g,
+        )
+        .map(Storage::OpenCl)
+    }
+
+    fn maxpool_forward(&self, x: &Storage, g: &PoolGeometry) -> Result<(Storage, Storage)> {
+        let (y, a) = pool_op::opencl::forward(self, cl(x, "max_pool")?, g)?;
+        Ok((Storage::OpenCl(y), Storage::OpenCl(a)))
+    }
+
+    fn maxpool_backward(
+        &self,
+        gy: &Storage,
+        argmax: &Storage,
+        g: &PoolGeometry,
+    ) -> Result<Storage> {
+        pool_op::opencl::backward(
+            self,
+            cl(gy, "max_pool_backward")?,
+            cl(argmax, "max_pool_backward")?,
+            g,
+        )
+        .map(Storage::OpenCl)
+    }
+
+    fn upsample_forward(&self, x: &Storage, g: &UpsampleGeometry) -> Result<Storage> {
+        resample::opencl::forward(self, cl(x, "upsample")?, g).map(Storage::OpenCl)
+    }
+
+    fn upsample_backward(&self, gy: &Storage, g: &UpsampleGeometry) -> Result<Storage> {
+        resample::opencl::backward(self, cl(gy, "upsample_backward")?, g).map(Storage::OpenCl)
+    }
+
+    fn copy_axis(&self, src: &Storage, dst: &mut Storage, c: &AxisCopy) -> Result<()> {
+        let src = cl(src, "copy_axis")?;
+        let dst = match dst {
+            Storage::OpenCl(b) => b,
+            _ => {
+                return Err(Error::Device(
+                    "copy_axis: expected an OpenCL destination tensor".into(),
+                ))
+            }
+        };
+        copy::opencl::copy_axis(self, src, dst, c)
+    }
+
+    fn filter_axis(&self, x: &Storage, f: &AxisFilter) -> Result<Storage> {
+        filter::opencl::filter_axis(self, cl(x, "filter_axis")?, f).map(Storage::OpenCl)
+    }
+
+    fn adam_step(
+        &self,
+        param: &mut Storage,
+        grad: &Storage,
+        m: &mut Storage,
+        v: &mut Storage,
+        h: &AdamHyper,
+    ) -> Result<()> {
+        optim::opencl::adam_step(
+            self,
+            cl(param, "adam")?,
+            cl(grad, "adam")?,
+            cl(m, "adam")?,
+            cl(v, "adam")?,
+            h,
+        )
+    }
+
+    fn sgd_step(
+        &self,
+        param: &mut Storage,
+        grad: &Storage,
+        velocity: &mut Storage,
+        h: &SgdHyper,
+    ) -> Result<()> {
+        optim::opencl::sgd_step(
+            self,
+            cl(param, "sgd")?,
+            cl(grad, "sgd")?,
+            cl(velocity, "sgd")?,
+            h,
+        )
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.queue
+            .finish()
+            .map_err(|c| self.err("finishing the queue", c.0))
+    }
+
+    fn peak_memory(&self) -> Option<usize> {
+        Some(self.pool.peak())
+    }
+}
