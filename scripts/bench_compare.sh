@@ -21,7 +21,7 @@ echo "== PyTorch (scripts/bench_torch.py) ==" >&2
 # in G-units (Gelem/s = GFLOP/s, GiB/s converted to GB/s).
 awk '
   /^[^ ].*\// { name = $1 }
-  /thrpt:/ {
+  /thrpt:/ && $3 ~ /\/s$/ {
     v = $4; u = $5
     if (u ~ /^Melem/) v /= 1000; if (u ~ /^Kelem/) v /= 1e6
     if (u ~ /^GiB/) v *= 1.073741824; if (u ~ /^MiB/) v *= 1.048576 / 1000

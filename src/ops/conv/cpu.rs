@@ -22,6 +22,8 @@ const TILE_BUDGET: usize = 1 << 18;
 /// Floats of the column matrix of one backward-weight tile (its GEMM depth is the tile length,
 /// so longer tiles pay off there).
 const WEIGHT_TILE_BUDGET: usize = 1 << 18;
+/// Fewest input channels for which unit-stride `backward_data` uses the gather formulation.
+const GATHER_MIN_CHANNELS: usize = 8;
 /// Depth (k) blocking of `matrixmultiply`'s sgemm.
 const GEMM_DEPTH_BLOCK: usize = 256;
 /// Upper bound on the chunks (partial weight gradients) of `backward_weight`.
@@ -188,7 +190,9 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry) -> 
 /// Gradient with respect to the input.
 pub fn backward_data(gy: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let mut gx = vec![0.0f32; g.input_len()];
-    if g.stride == [1, 1, 1] {
+    // The gather's GEMM has `in_channels` rows: too few (e.g. a first layer on one-channel
+    // images) waste most of the GEMM micro-kernel, so those take the col2im path.
+    if g.stride == [1, 1, 1] && g.in_channels >= GATHER_MIN_CHANNELS {
         backward_data_gather(gy, w, g, &mut gx);
     } else {
         backward_data_col2im(gy, w, g, &mut gx);
