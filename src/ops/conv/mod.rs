@@ -6,6 +6,7 @@
 
 pub mod cpu;
 pub mod opencl;
+pub(crate) mod im2col;
 pub mod reference;
 
 use crate::{Error, Result};
