@@ -45,7 +45,14 @@ impl SmallUnet {
     fn new(width: usize, device: &Device) -> Result<Self> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let w = width;
-        let shapes = [(1, w), (w, 2 * w), (2 * w, 4 * w), (6 * w, 2 * w), (3 * w, w), (w, 1)];
+        let shapes = [
+            (1, w),
+            (w, 2 * w),
+            (2 * w, 4 * w),
+            (6 * w, 2 * w),
+            (3 * w, w),
+            (w, 1),
+        ];
         let convs = shapes
             .iter()
             .enumerate()
@@ -64,8 +71,12 @@ impl Module for SmallUnet {
         let e1 = c[0].forward(x)?.leaky_relu(0.2)?;
         let e2 = c[1].forward(&e1.max_pool(&[2])?)?.leaky_relu(0.2)?;
         let b = c[2].forward(&e2.max_pool(&[2])?)?.leaky_relu(0.2)?;
-        let d2 = c[3].forward(&concat(&[&b.upsample(&[2])?, &e2], 1)?)?.leaky_relu(0.2)?;
-        let d1 = c[4].forward(&concat(&[&d2.upsample(&[2])?, &e1], 1)?)?.leaky_relu(0.2)?;
+        let d2 = c[3]
+            .forward(&concat(&[&b.upsample(&[2])?, &e2], 1)?)?
+            .leaky_relu(0.2)?;
+        let d1 = c[4]
+            .forward(&concat(&[&d2.upsample(&[2])?, &e1], 1)?)?
+            .leaky_relu(0.2)?;
         c[5].forward(&d1)?.sigmoid()
     }
     fn parameters(&self) -> Vec<Param> {
@@ -81,7 +92,9 @@ fn run(device: &Device, batch: usize, size: usize, width: usize, steps: usize) -
     let model = SmallUnet::new(width, device)?;
     let params = model.parameters();
     let n = batch * size * size;
-    let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+        .collect();
     let mask: Vec<f32> = (0..n).map(|i| f32::from((i % size) / 6 == 5)).collect();
     let shape = [batch, 1, size, size];
     let x = Tensor::from_vec(x, &shape, device)?;
@@ -120,7 +133,11 @@ fn run(device: &Device, batch: usize, size: usize, width: usize, steps: usize) -
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--test");
-    let (batch, size, width, steps) = if quick { (2, 32, 4, 1) } else { (8, 128, 16, 5) };
+    let (batch, size, width, steps) = if quick {
+        (2, 32, 4, 1)
+    } else {
+        (8, 128, 16, 5)
+    };
     let mut devices = vec![Device::cpu()];
     let (rows, _) = list_devices();
     for r in rows.iter().filter(|r| r.spec.starts_with("opencl")) {

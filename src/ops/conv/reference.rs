@@ -10,46 +10,15 @@ fn source_index(o: usize, k: usize, g: &ConvGeometry, a: usize) -> Option<usize>
 
 /// Forward convolution by direct summation.
 pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
-    let [id, ih, iw] = g.input;
-    let [od, oh, ow] = g.output;
-    let [kd, kh, kw] = g.kernel;
-    let mut y = vec![0.0f32; g.output_len()];
-    for n in 0..g.batch {
-        for o in 0..g.out_channels {
-            for z in 0..od {
-                for yy in 0..oh {
-                    for xx in 0..ow {
-                        let mut acc = bias.map_or(0.0, |b| b[o]) as f64;
-                        for c in 0..g.in_channels {
-                            for a in 0..kd {
-                                let Some(sz) = source_index(z, a, g, 0) else {
-                                    continue;
-                                };
-                                for b in 0..kh {
-                                    let Some(sy) = source_index(yy, b, g, 1) else {
-                                        continue;
-                                    };
-                                    for e in 0..kw {
-                                        let Some(sx) = source_index(xx, e, g, 2) else {
-                                            continue;
-                                        };
-                                        let xi = (((n * g.in_channels + c) * id + sz) * ih + sy)
-                                            * iw
-                                            + sx;
-                                        let wi =
-                                            (((o * g.in_channels + c) * kd + a) * kh + b) * kw + e;
-                                        acc += (x[xi] * w[wi]) as f64;
-                                    }
-                                }
-                            }
-                        }
-                        y[(((n * g.out_channels + o) * od + z) * oh + yy) * ow + xx] = acc as f32;
-                    }
-                }
-            }
-        }
-    }
-    y
+    let mut y = vec![0.0f64; g.output_len()];
+    for_each_tap(g, |xi, wi, yi| y[yi] += (x[xi] * w[wi]) as f64);
+    let plane: usize = g.output.iter().product();
+    y.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            (v + bias.map_or(0.0, |b| b[(i / plane.max(1)) % g.out_channels]) as f64) as f32
+        })
+        .collect()
 }
 
 /// Visits every (input index, weight index, output index) triple that the convolution couples.
