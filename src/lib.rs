@@ -7,12 +7,14 @@
 pub mod autograd;
 pub mod backend;
 pub mod cli;
+pub mod data;
 pub mod device;
 pub mod error;
 pub mod fft;
 pub mod loss;
 pub mod nn;
 pub mod ops;
+pub mod sim;
 pub mod tensor;
 
 pub use device::Device;

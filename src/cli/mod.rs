@@ -1,5 +1,7 @@
 //! The `bragg` command line: one file per subcommand, parsed with clap.
 
+pub mod simulate;
+
 use clap::{Parser, Subcommand};
 
 /// Command-line entry of `bragg`.
@@ -19,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and the number of CPU threads used.
     Info,
+    /// Simulate a BCDI dataset (.npz).
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -33,5 +37,6 @@ pub fn run() -> crate::Result<()> {
             );
             Ok(())
         }
+        Command::Simulate(args) => simulate::run(&args),
     }
 }

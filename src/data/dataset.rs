@@ -1,0 +1,304 @@
+//! Simulated datasets in `.npz`: writing (streamed, atomic) and loading.
+//!
+//! Keys, batch first: `intensity`, `truth`, `noiseless`, `phase` (f32, or f16 with `half`),
+//! `mask` (u8, 1 = gap), `object` (complex64), and the per-sample parameters `oversampling`
+//! (f32, [K, dim]), `photons` (f64, [K]), `gap_pos` and `gap_width` (i32, [K, 2]: rows, cols).
+
+use super::npy::{self, NpyElement, NpzFile, NpzWriter};
+use crate::sim::{simulate_range, Field, Sample, SimConfig};
+use crate::{Error, Result};
+use half::f16;
+use ndarray::{Array1, Array2, ArrayD};
+use num_complex::Complex32;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+struct Stage {
+    field: Field,
+    path: PathBuf,
+    w: Option<BufWriter<File>>,
+}
+
+/// Streams samples to per-array staging files next to the output, then assembles the `.npz`
+/// (written to `<out>.tmp`, renamed at the end). Staging files are removed on drop.
+pub struct DatasetWriter {
+    path: PathBuf,
+    dim: usize,
+    shape: Vec<usize>,
+    half: bool,
+    stages: Vec<Stage>,
+    oversampling: Vec<f32>,
+    photons: Vec<f64>,
+    gap_pos: Vec<i32>,
+    gap_width: Vec<i32>,
+    count: usize,
+}
+
+impl DatasetWriter {
+    /// Prepares a dataset of patterns of `shape`, storing `fields`.
+    pub fn create(path: &Path, shape: &[usize], fields: &[Field], half: bool) -> Result<Self> {
+        let mut stages = Vec::new();
+        for &field in fields {
+            if stages.iter().any(|s: &Stage| s.field == field) {
+                continue;
+            }
+            let mut p = path.as_os_str().to_owned();
+            p.push(format!(".{}.part", field.key()));
+            let p = PathBuf::from(p);
+            let f = File::create(&p).map_err(|e| Error::io(&p, e))?;
+            stages.push(Stage {
+                field,
+                path: p,
+                w: Some(BufWriter::new(f)),
+            });
+        }
+        Ok(DatasetWriter {
+            path: path.to_path_buf(),
+            dim: shape.len(),
+            shape: shape.to_vec(),
+            half,
+            stages,
+            oversampling: vec![],
+            photons: vec![],
+            gap_pos: vec![],
+            gap_width: vec![],
+            count: 0,
+        })
+    }
+
+    fn float_descr(&self) -> (&'static str, usize) {
+        if self.half {
+            (f16::DESCR, 2)
+        } else {
+            (f32::DESCR, 4)
+        }
+    }
+
+    /// Appends one sample.
+    pub fn push(&mut self, s: &Sample) -> Result<()> {
+        if s.truth.shape() != self.shape.as_slice() {
+            return Err(Error::shape(
+                "DatasetWriter::push",
+                format!("sample {:?} vs dataset {:?}", s.truth.shape(), self.shape),
+            ));
+        }
+        let half = self.half;
+        for st in &mut self.stages {
+            let w = st.w.as_mut().ok_or_else(|| Error::Msg("writer closed".into()))?;
+            let floats = |w: &mut BufWriter<File>, a: &ArrayD<f32>| {
+                if half {
+                    npy::write_elements(w, a.iter().map(|&v| f16::from_f32(v)))
+                } else {
+                    npy::write_elements(w, a.iter().copied())
+                }
+            };
+            let r = match st.field {
+                Field::Intensity => floats(w, &s.intensity),
+                Field::Truth => floats(w, &s.truth),
+                Field::Noiseless => floats(w, &s.noiseless),
+                Field::Phase => floats(w, &s.phase),
+                Field::Mask => npy::write_elements(w, s.mask.iter().copied()),
+                Field::Object => npy::write_elements(w, s.object.iter().copied()),
+            };
+            r.map_err(|e| Error::io(&st.path, e))?;
+        }
+        self.oversampling.extend(&s.params.oversampling);
+        self.photons.push(s.params.photons);
+        self.gap_pos.extend(s.params.gap_pos);
+        self.gap_width.extend(s.params.gap_width);
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Assembles the archive and renames it into place.
+    pub fn finish(mut self) -> Result<()> {
+        let k = self.count;
+        let mut shape = vec![k];
+        shape.extend(&self.shape);
+        let mut out = NpzWriter::create(&self.path)?;
+        let (fdescr, fsize) = self.float_descr();
+        for st in &mut self.stages {
+            let w = st.w.take().ok_or_else(|| Error::Msg("writer closed".into()))?;
+            w.into_inner()
+                .map_err(|e| Error::io(&st.path, e.into_error()))?
+                .flush()
+                .map_err(|e| Error::io(&st.path, e))?;
+            let (descr, item) = match st.field {
+                Field::Mask => (u8::DESCR, 1),
+                Field::Object => (Complex32::DESCR, 8),
+                _ => (fdescr, fsize),
+            };
+            out.start(st.field.key(), descr, &shape, item)?;
+            let mut r = BufReader::new(File::open(&st.path).map_err(|e| Error::io(&st.path, e))?);
+            std::io::copy(&mut r, out.writer()).map_err(|e| Error::io(&st.path, e))?;
+            let _ = std::fs::remove_file(&st.path);
+        }
+        let os = Array2::from_shape_vec((k, self.dim), std::mem::take(&mut self.oversampling))
+            .map_err(|e| Error::shape("DatasetWriter", e.to_string()))?;
+        out.add("oversampling", &os.into_dyn())?;
+        out.add(
+            "photons",
+            &Array1::from_vec(std::mem::take(&mut self.photons)).into_dyn(),
+        )?;
+        for (key, v) in [
+            ("gap_pos", std::mem::take(&mut self.gap_pos)),
+            ("gap_width", std::mem::take(&mut self.gap_width)),
+        ] {
+            let a = Array2::from_shape_vec((k, 2), v)
+                .map_err(|e| Error::shape("DatasetWriter", e.to_string()))?;
+            out.add(key, &a.into_dyn())?;
+        }
+        out.finish()
+    }
+}
+
+impl Drop for DatasetWriter {
+    fn drop(&mut self) {
+        for st in &mut self.stages {
+            st.w = None;
+            let _ = std::fs::remove_file(&st.path);
+        }
+    }
+}
+
+/// Simulates the dataset of `cfg` into `path` in chunks (parallel inside a chunk), calling
+/// `progress()` once per finished sample.
+pub fn write_dataset(
+    cfg: &SimConfig,
+    path: &Path,
+    progress: &(dyn Fn() + Sync),
+) -> Result<()> {
+    cfg.validate()?;
+    let mut w = DatasetWriter::create(path, &cfg.shape(), &cfg.fields, cfg.half)?;
+    let chunk = (2 * rayon::current_num_threads()).max(2);
+    let mut start = 0usize;
+    while start < cfg.count {
+        let n = chunk.min(cfg.count - start);
+        let samples = simulate_range(cfg, start as u64, n, progress)?;
+        for s in &samples {
+            w.push(s)?;
+        }
+        start += n;
+    }
+    w.finish()
+}
+
+/// A simulated dataset loaded in memory (arrays batch first; absent keys are `None`).
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Noisy intensity with gap voxels 0.
+    pub intensity: Option<ArrayD<f32>>,
+    /// Noisy intensity without gaps.
+    pub truth: Option<ArrayD<f32>>,
+    /// Scaled noiseless intensity.
+    pub noiseless: Option<ArrayD<f32>>,
+    /// Gap mask as f32 (1 = gap).
+    pub mask: Option<ArrayD<f32>>,
+    /// Reciprocal-space phase.
+    pub phase: Option<ArrayD<f32>>,
+    /// Complex object.
+    pub object: Option<ArrayD<Complex32>>,
+    /// Oversampling ratios, [K, dim].
+    pub oversampling: Option<ArrayD<f32>>,
+    /// Photon budgets, [K].
+    pub photons: Option<ArrayD<f32>>,
+    /// Gap band positions, [K, 2].
+    pub gap_pos: Option<ArrayD<f32>>,
+    /// Gap band widths, [K, 2].
+    pub gap_width: Option<ArrayD<f32>>,
+    path: PathBuf,
+}
+
+impl Dataset {
+    /// Loads every known key present in `path` (f16 arrays are widened to f32).
+    pub fn load(path: &Path) -> Result<Self> {
+        let mut z = NpzFile::open(path)?;
+        let mut real = |key: &str| -> Result<Option<ArrayD<f32>>> {
+            if !z.has(key) {
+                return Ok(None);
+            }
+            let a = z.read(key)?;
+            a.to_f32()
+                .map(Some)
+                .map_err(|m| Error::data(path, format!("key `{key}`: {m}")))
+        };
+        let mut d = Dataset {
+            intensity: real("intensity")?,
+            truth: real("truth")?,
+            noiseless: real("noiseless")?,
+            mask: real("mask")?,
+            phase: real("phase")?,
+            object: None,
+            oversampling: real("oversampling")?,
+            photons: real("photons")?,
+            gap_pos: real("gap_pos")?,
+            gap_width: real("gap_width")?,
+            path: path.to_path_buf(),
+        };
+        if z.has("object") {
+            d.object = Some(
+                z.read("object")?
+                    .to_c64()
+                    .map_err(|m| Error::data(path, format!("key `object`: {m}")))?,
+            );
+        }
+        let mut batch: Option<(String, Vec<usize>)> = None;
+        for (key, shape) in [
+            ("intensity", d.intensity.as_ref().map(|a| a.shape().to_vec())),
+            ("truth", d.truth.as_ref().map(|a| a.shape().to_vec())),
+            ("noiseless", d.noiseless.as_ref().map(|a| a.shape().to_vec())),
+            ("mask", d.mask.as_ref().map(|a| a.shape().to_vec())),
+            ("phase", d.phase.as_ref().map(|a| a.shape().to_vec())),
+            ("object", d.object.as_ref().map(|a| a.shape().to_vec())),
+        ] {
+            if let Some(s) = shape {
+                if s.len() < 3 {
+                    return Err(Error::data(path, format!("key `{key}`: shape {s:?} is not [K, ...] with 2 or 3 pattern axes")));
+                }
+                match &batch {
+                    None => batch = Some((key.to_string(), s)),
+                    Some((k0, s0)) if *s0 != s => {
+                        return Err(Error::data(
+                            path,
+                            format!("key `{key}`: shape {s:?} differs from `{k0}` {s0:?}"),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if batch.is_none() {
+            return Err(Error::data(path, "no pattern arrays (intensity, truth, ...) found"));
+        }
+        Ok(d)
+    }
+
+    /// A required float array by key, with an error naming the missing key.
+    pub fn require(&self, key: &str) -> Result<&ArrayD<f32>> {
+        let a = match key {
+            "intensity" => &self.intensity,
+            "truth" => &self.truth,
+            "noiseless" => &self.noiseless,
+            "mask" => &self.mask,
+            "phase" => &self.phase,
+            _ => &None,
+        };
+        a.as_ref()
+            .ok_or_else(|| Error::data(&self.path, format!("dataset has no `{key}` array")))
+    }
+
+    /// Number of patterns.
+    pub fn len(&self) -> usize {
+        [&self.truth, &self.intensity, &self.noiseless, &self.mask, &self.phase]
+            .iter()
+            .find_map(|a| a.as_ref().map(|a| a.shape()[0]))
+            .or_else(|| self.object.as_ref().map(|a| a.shape()[0]))
+            .unwrap_or(0)
+    }
+
+    /// Whether the dataset holds no pattern.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,12 @@
+//! Data input/output: `.npy`/`.npz` files, simulated datasets, measured patterns,
+//! normalisation and 3D patches.
+
+pub mod dataset;
+pub mod measured;
+pub mod normalize;
+pub mod npy;
+pub mod patches;
+
+pub use dataset::{write_dataset, Dataset, DatasetWriter};
+pub use measured::{read_measured, Measured};
+pub use normalize::LogMinMax;
