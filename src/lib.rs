@@ -11,11 +11,14 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod fft;
+pub mod inpaint;
 pub mod loss;
+pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod sim;
 pub mod tensor;
+pub mod train;
 
 pub use device::Device;
 pub use error::{Error, Result};
