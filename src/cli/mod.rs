@@ -1,6 +1,10 @@
 //! The `bragg` command line: one file per subcommand, parsed with clap.
 
+pub mod demo;
+pub mod eval;
+pub mod inpaint;
 pub mod simulate;
+pub mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +27,14 @@ pub enum Command {
     Info,
     /// Simulate a BCDI dataset (.npz).
     Simulate(simulate::SimulateArgs),
+    /// Train a gap-inpainting model.
+    Train(train::TrainArgs),
+    /// Score a model and the classical baselines on a test set.
+    Eval(eval::EvalArgs),
+    /// Fill the gaps of patterns with a trained model.
+    Inpaint(inpaint::InpaintArgs),
+    /// Simulate, train, evaluate and plot in a few minutes on a CPU.
+    Demo(demo::DemoArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -38,5 +50,9 @@ pub fn run() -> crate::Result<()> {
             Ok(())
         }
         Command::Simulate(args) => simulate::run(&args),
+        Command::Train(args) => train::run(&args, &crate::Device::cpu()),
+        Command::Eval(args) => eval::run(&args, &crate::Device::cpu()),
+        Command::Inpaint(args) => inpaint::run(&args, &crate::Device::cpu()),
+        Command::Demo(args) => demo::run(&args, &crate::Device::cpu()),
     }
 }
