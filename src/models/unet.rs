@@ -1,11 +1,13 @@
 //! UNet of thesis 4.3.2, 2-D or 3-D.
 //!
 //! Encoder block `i` (of `depth`): `e_i = LeakyReLU(conv3(x_i))` with `width * 2^i` channels,
-//! `x_{i+1} = maxpool2(e_i)`. Decoder level `i` (from `depth-1` down to 0):
-//! `h = concat(upsample2(LeakyReLU(conv3(h))), e_i)` with `width * 2^i` new channels, starting
-//! from the bottom `h = x_depth`. Head: 1x1 convolution and sigmoid. With width 48 and depth 5
-//! the bottom has 768 channels (thesis); a 128 input reaches 4x4 after the five poolings (the
-//! thesis quotes 2x2, which needs a 64 input or depth 6).
+//! `x_{i+1} = maxpool2(e_i)`. Decoder level `i` (from `depth-1` down to 0), mirroring it:
+//! `h = LeakyReLU(conv3(concat(upsample2(h), e_i)))` with `width * 2^i` channels, starting from
+//! the bottom `h = x_depth`; the skip of every encoder block is concatenated at its own size.
+//! Head: 1x1 convolution and sigmoid. With width 48 and depth 5 the encoder ends with 768
+//! channels (thesis); a 128 input reaches 4x4 after the five poolings (the thesis quotes 2x2,
+//! which needs a 64 input or depth 6). Each decoder convolution runs after its upsampling so
+//! that the full-resolution output is not made of 2x2 blocks.
 
 use super::{check_input, conv, head, ModelConfig};
 use crate::nn::{prefixed, Conv, Module, Param};
@@ -94,8 +96,8 @@ impl UNet {
         let mut dec = vec![];
         for i in (0..cfg.depth).rev() {
             let w = cfg.width << i;
-            dec.push(conv(d, cin, w, 3, 1, rng, device)?);
-            cin = w + skip_ch[i];
+            dec.push(conv(d, cin + skip_ch[i], w, 3, 1, rng, device)?);
+            cin = w;
         }
         let out = head(d, cin, rng, device)?;
         Ok(UNet {
@@ -119,8 +121,8 @@ impl Module for UNet {
             skips.push(e);
         }
         for (conv, e) in self.dec.iter().zip(skips.iter().rev()) {
-            let u = conv.forward(&h)?.leaky_relu(s)?.upsample(&[2])?;
-            h = concat(&[&u, e], 1)?;
+            let u = h.upsample(&[2])?;
+            h = conv.forward(&concat(&[&u, e], 1)?)?.leaky_relu(s)?;
         }
         self.out.forward(&h)?.sigmoid()
     }
