@@ -9,7 +9,11 @@ use bragg::train::{checkpoint_path, log_path, train, TrainConfig};
 use bragg::Device;
 
 fn tiny() -> ModelConfig {
-    ModelConfig { width: 4, depth: 3, ..ModelConfig::thesis(ModelKind::Unet) }
+    ModelConfig {
+        width: 4,
+        depth: 3,
+        ..ModelConfig::thesis(ModelKind::Unet)
+    }
 }
 
 #[test]
@@ -30,7 +34,10 @@ fn simulate_train_evaluate_beats_zero_fill() {
     let t = train(&cfg, &data, Some(&test), &dev).unwrap();
     let first = t.history[0].train_loss;
     let last = t.history.last().unwrap().train_loss;
-    assert!(last < 0.7 * first, "training loss did not fall: {first} -> {last}");
+    assert!(
+        last < 0.7 * first,
+        "training loss did not fall: {first} -> {last}"
+    );
     assert!(log_path(&out, "csv").exists() && log_path(&out, "json").exists());
 
     let loaded = load_model(&out, &dev).unwrap();
@@ -42,7 +49,10 @@ fn simulate_train_evaluate_beats_zero_fill() {
     )
     .unwrap();
     let (model, zero) = (&ev.rows[0].1, &ev.rows[1].1);
-    assert!(model.mse.mean < 0.5 * zero.mse.mean, "model {model:?} vs zero {zero:?}");
+    assert!(
+        model.mse.mean < 0.5 * zero.mse.mean,
+        "model {model:?} vs zero {zero:?}"
+    );
     assert!(model.ssim.mean > zero.ssim.mean);
     assert!(model.pcc.mean > 0.3, "pcc {}", model.pcc.mean);
 }
@@ -51,7 +61,11 @@ fn simulate_train_evaluate_beats_zero_fill() {
 fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
     let dev = Device::cpu();
     let data = simulate_prepared(&demo_sim(16, 24, GapSpec::Line(3), 3).unwrap()).unwrap();
-    let model = ModelConfig { width: 2, depth: 2, ..tiny() };
+    let model = ModelConfig {
+        width: 2,
+        depth: 2,
+        ..tiny()
+    };
     let dir = tempfile::tempdir().unwrap();
     let base = |name: &str, epochs: usize, resume: bool| TrainConfig {
         epochs,
@@ -79,7 +93,12 @@ fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
     let pb = resumed.model.parameters();
     for (a, b) in pa.iter().zip(&pb) {
         assert_eq!(a.name, b.name);
-        assert_eq!(a.tensor.to_vec().unwrap(), b.tensor.to_vec().unwrap(), "{}", a.name);
+        assert_eq!(
+            a.tensor.to_vec().unwrap(),
+            b.tensor.to_vec().unwrap(),
+            "{}",
+            a.name
+        );
     }
     // A checkpoint of another architecture is refused with a clear error.
     let mut other = base("b.safetensors", 4, true);

@@ -18,14 +18,19 @@ fn cross_gap(n: usize, c0: usize, width: usize) -> ArrayD<f32> {
 }
 
 fn gapped(truth: &ArrayD<f32>, mask: &ArrayD<f32>) -> ArrayD<f32> {
-    ndarray::Zip::from(truth).and(mask).map_collect(|&t, &m| if m != 0.0 { 0.0 } else { t })
+    ndarray::Zip::from(truth)
+        .and(mask)
+        .map_collect(|&t, &m| if m != 0.0 { 0.0 } else { t })
 }
 
 #[test]
 fn linear_fill_is_exact_on_a_linear_ramp() {
-    let truth = Array2::from_shape_fn((20, 24), |(r, c)| 0.5 + 0.03 * c as f32 - 0.01 * r as f32).into_dyn();
+    let truth = Array2::from_shape_fn((20, 24), |(r, c)| 0.5 + 0.03 * c as f32 - 0.01 * r as f32)
+        .into_dyn();
     let mask = vertical_gap(20, 24, 9, 6);
-    let filled = Baseline::Linear.fill(&gapped(&truth, &mask), &mask).unwrap();
+    let filled = Baseline::Linear
+        .fill(&gapped(&truth, &mask), &mask)
+        .unwrap();
     for (a, b) in filled.iter().zip(truth.iter()) {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
@@ -35,7 +40,9 @@ fn linear_fill_is_exact_on_a_linear_ramp() {
 fn nearest_fill_takes_the_closest_side() {
     let truth = Array2::from_shape_fn((4, 10), |(_, c)| c as f32).into_dyn();
     let mask = vertical_gap(4, 10, 3, 4); // columns 3..7, ends at 2 and 7
-    let f = Baseline::Nearest.fill(&gapped(&truth, &mask), &mask).unwrap();
+    let f = Baseline::Nearest
+        .fill(&gapped(&truth, &mask), &mask)
+        .unwrap();
     let row: Vec<f32> = (0..10).map(|c| f[[1, c]]).collect();
     assert_eq!(row, vec![0.0, 1.0, 2.0, 2.0, 2.0, 7.0, 7.0, 7.0, 8.0, 9.0]);
 }
@@ -55,18 +62,31 @@ fn laplace_fill_reproduces_a_harmonic_function() {
         (inside && ((10..14).contains(&r) || (10..14).contains(&c))) as u8 as f32
     })
     .into_dyn();
-    let f = Baseline::Laplace.fill(&gapped(&truth, &mask), &mask).unwrap();
-    let err = f.iter().zip(truth.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let f = Baseline::Laplace
+        .fill(&gapped(&truth, &mask), &mask)
+        .unwrap();
+    let err = f
+        .iter()
+        .zip(truth.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     assert!(err < 2e-3, "max error {err}");
     // The linear fill is not exact there (curvature), so the test is meaningful.
-    let l = Baseline::Linear.fill(&gapped(&truth, &mask), &mask).unwrap();
-    let lerr = l.iter().zip(truth.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let l = Baseline::Linear
+        .fill(&gapped(&truth, &mask), &mask)
+        .unwrap();
+    let lerr = l
+        .iter()
+        .zip(truth.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     assert!(lerr > 10.0 * err, "linear {lerr} vs laplace {err}");
 }
 
 #[test]
 fn every_baseline_fills_a_cross_and_keeps_measured_pixels() {
-    let truth = Array2::from_shape_fn((32, 32), |(r, c)| ((r * 31 + c * 17) % 13) as f32 + 1.0).into_dyn();
+    let truth =
+        Array2::from_shape_fn((32, 32), |(r, c)| ((r * 31 + c * 17) % 13) as f32 + 1.0).into_dyn();
     let mask = cross_gap(32, 14, 6);
     let input = gapped(&truth, &mask);
     for b in Baseline::ALL {
@@ -79,14 +99,20 @@ fn every_baseline_fills_a_cross_and_keeps_measured_pixels() {
             }
         }
     }
-    assert!(Baseline::Linear.fill(&input, &vertical_gap(32, 31, 3, 2)).is_err());
+    assert!(Baseline::Linear
+        .fill(&input, &vertical_gap(32, 31, 3, 2))
+        .is_err());
     assert!("cubic".parse::<Baseline>().is_err());
 }
 
 #[test]
 fn model_inpainting_keeps_measured_pixels_bit_identical() {
     let dev = Device::cpu();
-    let cfg = ModelConfig { width: 4, depth: 2, ..ModelConfig::thesis(ModelKind::Unet) };
+    let cfg = ModelConfig {
+        width: 4,
+        depth: 2,
+        ..ModelConfig::thesis(ModelKind::Unet)
+    };
     let model = build(&cfg, &dev, 5).unwrap();
     // Awkward values (subnormal, huge, fractional) must come back unchanged; 30x30 is padded.
     let intensity = Array2::from_shape_fn((30, 30), |(r, c)| match (r + c) % 4 {
@@ -117,12 +143,26 @@ fn bands_are_detected_and_patch_sliding_covers_the_gap() {
     });
     assert_eq!(
         detect_bands(&mask),
-        vec![GapBand { axis: 1, start: 17, width: 2 }, GapBand { axis: 2, start: 20, width: 3 }]
+        vec![
+            GapBand {
+                axis: 1,
+                start: 17,
+                width: 2
+            },
+            GapBand {
+                axis: 2,
+                start: 20,
+                width: 3
+            }
+        ]
     );
     let dev = Device::cpu();
     let cfg = ModelConfig::thesis(ModelKind::PatchUnet3d);
     let model = build(&cfg, &dev, 0).unwrap();
-    let intensity = Array3::from_shape_fn((d, h, w), |(a, b, c)| (1 + (a * 3 + b * 5 + c * 7) % 50) as f32).into_dyn();
+    let intensity = Array3::from_shape_fn((d, h, w), |(a, b, c)| {
+        (1 + (a * 3 + b * 5 + c * 7) % 50) as f32
+    })
+    .into_dyn();
     let mask = mask.into_dyn();
     let input = gapped(&intensity, &mask);
     let pred = slide_patches(model.as_ref(), &input, &mask, 32, 16, &dev).unwrap();

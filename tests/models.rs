@@ -22,7 +22,12 @@ fn ramp(shape: &[usize], dev: &Device) -> Tensor {
 
 #[test]
 fn patch_model_has_the_published_parameter_count() {
-    let m = build(&ModelConfig::thesis(ModelKind::PatchUnet3d), &Device::cpu(), 0).unwrap();
+    let m = build(
+        &ModelConfig::thesis(ModelKind::PatchUnet3d),
+        &Device::cpu(),
+        0,
+    )
+    .unwrap();
     // Encoder 896 + 16,960 + 99,456 + 262,400; bottleneck 979,422; decoder 1,076,478 +
     // 245,088 + 33,056; head 49,176 + 7,788 + 582 + 7.
     assert_eq!(m.num_parameters(), 2_771_309);
@@ -43,7 +48,12 @@ fn thesis_unet_has_768_channels_at_the_bottom() {
     let p = m.parameters();
     let bottom = p.iter().find(|p| p.name == "enc4.conv.weight").unwrap();
     assert_eq!(bottom.tensor.shape(), &[768, 384, 3, 3]);
-    let d = build(&ModelConfig::thesis(ModelKind::DilatedUnet), &Device::cpu(), 0).unwrap();
+    let d = build(
+        &ModelConfig::thesis(ModelKind::DilatedUnet),
+        &Device::cpu(),
+        0,
+    )
+    .unwrap();
     assert!(d.parameters().iter().any(|p| p.name == "enc1.dil3.weight"));
 }
 
@@ -53,11 +63,18 @@ fn forward_shapes_2d_and_3d() {
     for kind in [ModelKind::Unet, ModelKind::DilatedUnet, ModelKind::Msd] {
         for dims in [2, 3] {
             let m = build(&small(kind, dims), &dev, 1).unwrap();
-            let shape: Vec<usize> = if dims == 2 { vec![2, 1, 16, 16] } else { vec![1, 1, 8, 8, 8] };
+            let shape: Vec<usize> = if dims == 2 {
+                vec![2, 1, 16, 16]
+            } else {
+                vec![1, 1, 8, 8, 8]
+            };
             let y = m.forward(&ramp(&shape, &dev)).unwrap();
             assert_eq!(y.shape(), &shape[..], "{kind} {dims}-D");
             let v = y.to_vec().unwrap();
-            assert!(v.iter().all(|&x| (0.0..=1.0).contains(&x)), "{kind}: sigmoid output");
+            assert!(
+                v.iter().all(|&x| (0.0..=1.0).contains(&x)),
+                "{kind}: sigmoid output"
+            );
         }
     }
 }
@@ -77,12 +94,26 @@ fn gradients_reach_every_parameter() {
     for kind in [ModelKind::Unet, ModelKind::DilatedUnet, ModelKind::Msd] {
         for dims in [2, 3] {
             let m = build(&small(kind, dims), &dev, 2).unwrap();
-            let shape: Vec<usize> = if dims == 2 { vec![2, 1, 16, 16] } else { vec![1, 1, 8, 8, 8] };
+            let shape: Vec<usize> = if dims == 2 {
+                vec![2, 1, 16, 16]
+            } else {
+                vec![1, 1, 8, 8, 8]
+            };
             let x = ramp(&shape, &dev);
-            let loss = m.forward(&x).unwrap().sub(&x).unwrap().square().unwrap().mean().unwrap();
+            let loss = m
+                .forward(&x)
+                .unwrap()
+                .sub(&x)
+                .unwrap()
+                .square()
+                .unwrap()
+                .mean()
+                .unwrap();
             let g = loss.backward().unwrap();
             for p in m.parameters() {
-                let gv = g.get(&p.tensor).unwrap_or_else(|| panic!("{kind}: no gradient for {}", p.name));
+                let gv = g
+                    .get(&p.tensor)
+                    .unwrap_or_else(|| panic!("{kind}: no gradient for {}", p.name));
                 assert!(
                     gv.to_vec().unwrap().iter().any(|&v| v != 0.0),
                     "{kind} {dims}-D: zero gradient for {}",
@@ -97,12 +128,21 @@ fn gradients_reach_every_parameter() {
 fn config_round_trip_and_errors() {
     let c = small(ModelKind::DilatedUnet, 2);
     assert_eq!(ModelConfig::from_json(&c.to_json()).unwrap(), c);
-    assert!("resnet".parse::<ModelKind>().unwrap_err().to_string().contains("resnet"));
-    let bad = ModelConfig { dims: 4, ..c.clone() };
+    assert!("resnet"
+        .parse::<ModelKind>()
+        .unwrap_err()
+        .to_string()
+        .contains("resnet"));
+    let bad = ModelConfig {
+        dims: 4,
+        ..c.clone()
+    };
     assert!(build(&bad, &Device::cpu(), 0).is_err());
     let m = build(&small(ModelKind::Unet, 2), &Device::cpu(), 0).unwrap();
     // 2-block UNet needs multiples of 4.
-    let err = m.forward(&Tensor::zeros(&[1, 1, 10, 10], &Device::cpu()).unwrap()).unwrap_err();
+    let err = m
+        .forward(&Tensor::zeros(&[1, 1, 10, 10], &Device::cpu()).unwrap())
+        .unwrap_err();
     assert!(err.to_string().contains("multiples of 4"), "{err}");
 }
 
@@ -117,5 +157,8 @@ fn model_file_rebuilds_the_model() {
     let l = bragg::models::load_model(&path, &dev).unwrap();
     assert_eq!(l.config, cfg);
     let x = ramp(&[1, 1, 12, 12], &dev);
-    assert_eq!(m.forward(&x).unwrap().to_vec().unwrap(), l.model.forward(&x).unwrap().to_vec().unwrap());
+    assert_eq!(
+        m.forward(&x).unwrap().to_vec().unwrap(),
+        l.model.forward(&x).unwrap().to_vec().unwrap()
+    );
 }

@@ -95,7 +95,11 @@ pub fn demo_sim(size: usize, count: usize, gap: GapSpec, seed: u64) -> Result<Si
 /// Runs the subcommand.
 pub fn run(args: &DemoArgs, device: &Device) -> Result<()> {
     if args.train == 0 || args.test == 0 {
-        return Err(Error::arg("demo", "train/test", "need at least one pattern each"));
+        return Err(Error::arg(
+            "demo",
+            "train/test",
+            "need at least one pattern each",
+        ));
     }
     let t0 = Instant::now();
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
@@ -105,7 +109,12 @@ pub fn run(args: &DemoArgs, device: &Device) -> Result<()> {
     );
     let train_set = simulate_prepared(&demo_sim(args.size, args.train, args.gap, args.seed)?)?;
     let val = if args.val > 0 {
-        Some(simulate_prepared(&demo_sim(args.size, args.val, args.gap, args.seed + 1)?)?)
+        Some(simulate_prepared(&demo_sim(
+            args.size,
+            args.val,
+            args.gap,
+            args.seed + 1,
+        )?)?)
     } else {
         None
     };
@@ -169,7 +178,9 @@ pub fn run(args: &DemoArgs, device: &Device) -> Result<()> {
     });
     crate::nn::io::write_atomic(
         &args.out.join("metrics.json"),
-        serde_json::to_string_pretty(&json).unwrap_or_default().as_bytes(),
+        serde_json::to_string_pretty(&json)
+            .unwrap_or_default()
+            .as_bytes(),
     )?;
     eprintln!("[4/4] done in {total:.1} s\n");
     print!("{}", ev.markdown());

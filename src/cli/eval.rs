@@ -30,7 +30,12 @@ pub struct EvalArgs {
 }
 
 /// Writes `examples.png`: one row per pattern (up to `n`): truth, input, then every method.
-pub fn write_figures(dir: &Path, data: &Prepared, preds: &Predictions, n: usize) -> Result<PathBuf> {
+pub fn write_figures(
+    dir: &Path,
+    data: &Prepared,
+    preds: &Predictions,
+    n: usize,
+) -> Result<PathBuf> {
     let mut rows = vec![];
     for k in 0..n.min(data.len()) {
         let mut row: Vec<ArrayD<f32>> = vec![
@@ -44,7 +49,11 @@ pub fn write_figures(dir: &Path, data: &Prepared, preds: &Predictions, n: usize)
         }
         rows.push(row);
     }
-    let zoom = if data.pattern_shape()[data.pattern_shape().len() - 1] <= 64 { 2 } else { 1 };
+    let zoom = if data.pattern_shape()[data.pattern_shape().len() - 1] <= 64 {
+        2
+    } else {
+        1
+    };
     let path = dir.join("examples.png");
     figures::write_grid(&path, &rows, zoom)?;
     let mut legend = String::from("columns: truth, input (gap at 0)");
@@ -67,7 +76,12 @@ pub fn eval_file(
 ) -> Result<(Evaluation, Predictions)> {
     let m = load_model(model_path, device)?;
     let name = m.config.kind.name().to_string();
-    evaluate(Some((m.model.as_ref(), &m.config, &name)), data, &Baseline::ALL, device)
+    evaluate(
+        Some((m.model.as_ref(), &m.config, &name)),
+        data,
+        &Baseline::ALL,
+        device,
+    )
 }
 
 /// Runs the subcommand.

@@ -34,7 +34,11 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
     if intensity.shape() != mask.shape() {
         return Err(crate::Error::data(
             &args.input,
-            format!("intensity {:?} and mask {:?} differ", intensity.shape(), mask.shape()),
+            format!(
+                "intensity {:?} and mask {:?} differ",
+                intensity.shape(),
+                mask.shape()
+            ),
         ));
     }
     let m = load_model(&args.model, device)?;

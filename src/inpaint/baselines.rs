@@ -183,7 +183,12 @@ fn line_fill(data: &ArrayD<f32>, mask: &ArrayD<f32>, linear: bool) -> ArrayD<f32
 /// Harmonic fill by successive over-relaxation on the gap pixels (discrete Laplacian with the
 /// in-bounds neighbours, i.e. a zero-flux condition at the array border), started from the
 /// linear fill; stops when the largest update is below `tol` times the data range.
-pub fn laplace_fill(data: &ArrayD<f32>, mask: &ArrayD<f32>, tol: f32, max_iter: usize) -> ArrayD<f32> {
+pub fn laplace_fill(
+    data: &ArrayD<f32>,
+    mask: &ArrayD<f32>,
+    tol: f32,
+    max_iter: usize,
+) -> ArrayD<f32> {
     let start = line_fill(data, mask, true);
     let shape = data.shape().to_vec();
     let nd = shape.len();
@@ -217,7 +222,9 @@ pub fn laplace_fill(data: &ArrayD<f32>, mask: &ArrayD<f32>, tol: f32, max_iter: 
     }
     let (lo, hi) = u
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     let thresh = (tol as f64) * (hi - lo).max(1e-12);
     let omega = 1.9;
     for _ in 0..max_iter {

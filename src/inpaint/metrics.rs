@@ -35,12 +35,18 @@ impl Stat {
     pub fn of(v: &[f64]) -> Stat {
         let f: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
         if f.is_empty() {
-            return Stat { mean: f64::NAN, std: f64::NAN };
+            return Stat {
+                mean: f64::NAN,
+                std: f64::NAN,
+            };
         }
         let n = f.len() as f64;
         let mean = f.iter().sum::<f64>() / n;
         let var = f.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-        Stat { mean, std: var.sqrt() }
+        Stat {
+            mean,
+            std: var.sqrt(),
+        }
     }
 }
 

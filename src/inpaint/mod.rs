@@ -35,7 +35,10 @@ pub fn predict_normalised(
     if shape.len() != cfg.dims + 1 {
         return Err(Error::shape(
             "predict",
-            format!("patterns {:?} are not [K] + {}-D as the {} model needs", shape, cfg.dims, cfg.kind),
+            format!(
+                "patterns {:?} are not [K] + {}-D as the {} model needs",
+                shape, cfg.dims, cfg.kind
+            ),
         ));
     }
     let k = cfg.size_multiple();
@@ -84,7 +87,11 @@ fn check_pair(intensity: &ArrayD<f32>, mask: &ArrayD<f32>) -> Result<()> {
     if intensity.shape() != mask.shape() {
         return Err(Error::shape(
             "inpaint",
-            format!("data {:?} and mask {:?} differ", intensity.shape(), mask.shape()),
+            format!(
+                "data {:?} and mask {:?} differ",
+                intensity.shape(),
+                mask.shape()
+            ),
         ));
     }
     Ok(())
@@ -105,7 +112,13 @@ pub fn inpaint_pattern(
     if intensity.ndim() != cfg.dims {
         return Err(Error::shape(
             "inpaint",
-            format!("pattern {:?} is {}-D, the {} model is {}-D", intensity.shape(), intensity.ndim(), cfg.kind, cfg.dims),
+            format!(
+                "pattern {:?} is {}-D, the {} model is {}-D",
+                intensity.shape(),
+                intensity.ndim(),
+                cfg.kind,
+                cfg.dims
+            ),
         ));
     }
     let pred = match cfg.patch() {
@@ -148,7 +161,11 @@ pub fn detect_bands(mask: &Array3<f32>) -> Vec<GapBand> {
                 while i < full.len() && full[i] {
                     i += 1;
                 }
-                bands.push(GapBand { axis, start, width: i - start });
+                bands.push(GapBand {
+                    axis,
+                    start,
+                    width: i - start,
+                });
             } else {
                 i += 1;
             }
@@ -228,21 +245,31 @@ pub fn slide_patches(
         let mut norms = vec![];
         for c in chunk {
             let w = s![c[0]..c[0] + p, c[1]..c[1] + p, c[2]..c[2] + p];
-            let (x, norm) = normalise(&data.slice(w).to_owned().into_dyn(), &m3.slice(w).to_owned().into_dyn());
+            let (x, norm) = normalise(
+                &data.slice(w).to_owned().into_dyn(),
+                &m3.slice(w).to_owned().into_dyn(),
+            );
             xs.extend(x.iter().copied());
             norms.push(norm);
         }
         let t = Tensor::from_vec(xs, &[chunk.len(), 1, p, p, p], device)?;
         let y = no_grad(|| model.forward(&t))?.to_vec()?;
         for (b, c) in chunk.iter().enumerate() {
-            let yp = ArrayD::from_shape_vec(IxDyn(&[p, p, p]), y[b * p * p * p..(b + 1) * p * p * p].to_vec())
-                .map_err(|e| Error::shape("inpaint", e.to_string()))?;
+            let yp = ArrayD::from_shape_vec(
+                IxDyn(&[p, p, p]),
+                y[b * p * p * p..(b + 1) * p * p * p].to_vec(),
+            )
+            .map_err(|e| Error::shape("inpaint", e.to_string()))?;
             let yi = norms[b].inverse(&yp);
             let w = s![c[0]..c[0] + p, c[1]..c[1] + p, c[2]..c[2] + p];
             Zip::from(sum.slice_mut(w))
                 .and(count.slice_mut(w))
                 .and(m3.slice(w))
-                .and(yi.view().into_dimensionality::<ndarray::Ix3>().map_err(|e| Error::shape("inpaint", e.to_string()))?)
+                .and(
+                    yi.view()
+                        .into_dimensionality::<ndarray::Ix3>()
+                        .map_err(|e| Error::shape("inpaint", e.to_string()))?,
+                )
                 .for_each(|s, n, &m, &v| {
                     if m != 0.0 {
                         *s += v as f64;
@@ -251,9 +278,10 @@ pub fn slide_patches(
                 });
         }
     }
-    let out = Zip::from(&sum)
-        .and(&count)
-        .map_collect(|&s, &n| if n > 0 { (s / n as f64) as f32 } else { 0.0 });
+    let out =
+        Zip::from(&sum)
+            .and(&count)
+            .map_collect(|&s, &n| if n > 0 { (s / n as f64) as f32 } else { 0.0 });
     Ok(out.into_dyn())
 }
 
@@ -272,11 +300,25 @@ impl Evaluation {
         let mut s = String::from(
             "| method | PCC (log, gap) | SSIM | MSE (gap) | MAE (gap) |\n|---|---|---|---|---|\n",
         );
+        let fix = |st: &Stat| {
+            if st.mean.is_finite() {
+                format!("{:.4} ± {:.4}", st.mean, st.std)
+            } else {
+                "n/a".into()
+            }
+        };
+        let sci = |st: &Stat| format!("{:.2e} ± {:.1e}", st.mean, st.std);
         for (name, m) in &self.rows {
             s.push_str(&format!(
-                "| {name} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:.2e} ± {:.1e} | {:.2e} ± {:.1e} |\n",
-                m.pcc.mean, m.pcc.std, m.ssim.mean, m.ssim.std, m.mse.mean, m.mse.std, m.mae.mean, m.mae.std
+                "| {name} | {} | {} | {} | {} |\n",
+                fix(&m.pcc),
+                fix(&m.ssim),
+                sci(&m.mse),
+                sci(&m.mae)
             ));
+        }
+        if self.rows.iter().any(|(_, m)| !m.pcc.mean.is_finite()) {
+            s.push_str("\nn/a: the correlation is undefined for a constant fill (zero).\n");
         }
         s
     }
@@ -307,7 +349,8 @@ pub fn evaluate(
                     let mk = data.m.index_axis(Axis(0), k).to_owned();
                     let ik = norm.inverse(&xk);
                     let filled = slide_patches(m, &ik, &mk, p, DEFAULT_STRIDE, device)?;
-                    out.index_axis_mut(Axis(0), k).assign(&norm.forward(&filled));
+                    out.index_axis_mut(Axis(0), k)
+                        .assign(&norm.forward(&filled));
                 }
                 out
             }

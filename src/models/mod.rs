@@ -114,13 +114,21 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         const OP: &str = "model";
         if self.dims != 2 && self.dims != 3 {
-            return Err(Error::arg(OP, "dims", format!("must be 2 or 3, got {}", self.dims)));
+            return Err(Error::arg(
+                OP,
+                "dims",
+                format!("must be 2 or 3, got {}", self.dims),
+            ));
         }
         if self.kind == ModelKind::PatchUnet3d && self.dims != 3 {
             return Err(Error::arg(OP, "dims", "the patch model is 3-D only"));
         }
         if self.width == 0 || self.width > 4096 {
-            return Err(Error::arg(OP, "width", format!("must be in 1..=4096, got {}", self.width)));
+            return Err(Error::arg(
+                OP,
+                "width",
+                format!("must be in 1..=4096, got {}", self.width),
+            ));
         }
         let max_depth = match self.kind {
             ModelKind::Unet | ModelKind::DilatedUnet => 8,
@@ -130,11 +138,18 @@ impl ModelConfig {
             return Err(Error::arg(
                 OP,
                 "depth",
-                format!("must be in 1..={max_depth} for {}, got {}", self.kind, self.depth),
+                format!(
+                    "must be in 1..={max_depth} for {}, got {}",
+                    self.kind, self.depth
+                ),
             ));
         }
         if self.kind == ModelKind::DilatedUnet && self.depth < 2 {
-            return Err(Error::arg(OP, "depth", "the dilated UNet needs at least 2 blocks"));
+            return Err(Error::arg(
+                OP,
+                "depth",
+                "the dilated UNet needs at least 2 blocks",
+            ));
         }
         if self.max_dilation == 0 {
             return Err(Error::arg(OP, "max_dilation", "must be >= 1"));
@@ -198,16 +213,37 @@ pub(crate) fn conv(
     rng: &mut ChaCha8Rng,
     device: &Device,
 ) -> Result<Conv> {
-    Conv::new(cin, cout, &vec![k; dims], &vec![d; dims], Init::HeUniform, rng, device)
+    Conv::new(
+        cin,
+        cout,
+        &vec![k; dims],
+        &vec![d; dims],
+        Init::HeUniform,
+        rng,
+        device,
+    )
 }
 
 /// Output convolution (Glorot-uniform, the Keras default).
 pub(crate) fn head(dims: usize, cin: usize, rng: &mut ChaCha8Rng, device: &Device) -> Result<Conv> {
-    Conv::new(cin, 1, &vec![1; dims], &vec![1; dims], Init::GlorotUniform, rng, device)
+    Conv::new(
+        cin,
+        1,
+        &vec![1; dims],
+        &vec![1; dims],
+        Init::GlorotUniform,
+        rng,
+        device,
+    )
 }
 
 /// Checks that `x` is `[N, 1, ...]` with `dims` spatial axes, each a multiple of `multiple`.
-pub(crate) fn check_input(op: &'static str, x: &Tensor, dims: usize, multiple: usize) -> Result<()> {
+pub(crate) fn check_input(
+    op: &'static str,
+    x: &Tensor,
+    dims: usize,
+    multiple: usize,
+) -> Result<()> {
     let s = x.shape();
     if s.len() != dims + 2 || s[1] != 1 {
         return Err(Error::shape(
@@ -218,7 +254,10 @@ pub(crate) fn check_input(op: &'static str, x: &Tensor, dims: usize, multiple: u
     if s[2..].iter().any(|&n| n == 0 || n % multiple != 0) {
         return Err(Error::shape(
             op,
-            format!("spatial sizes {:?} must be positive multiples of {multiple}", &s[2..]),
+            format!(
+                "spatial sizes {:?} must be positive multiples of {multiple}",
+                &s[2..]
+            ),
         ));
     }
     Ok(())
@@ -264,7 +303,10 @@ pub fn save_model(
 pub fn load_model(path: &std::path::Path, device: &Device) -> Result<LoadedModel> {
     let ckpt = crate::nn::io::load(path, device)?;
     let json = ckpt.metadata.get(META_MODEL).ok_or_else(|| {
-        Error::data(path, format!("no `{META_MODEL}` metadata: not a bragg model file"))
+        Error::data(
+            path,
+            format!("no `{META_MODEL}` metadata: not a bragg model file"),
+        )
     })?;
     let config = ModelConfig::from_json(json).map_err(|e| Error::data(path, e.to_string()))?;
     let model = build(&config, device, 0)?;

@@ -34,7 +34,14 @@ pub struct PatchUNet3d {
     out: Conv,
 }
 
-fn c3(cin: usize, cout: usize, k: usize, d: usize, rng: &mut ChaCha8Rng, dev: &Device) -> Result<Conv> {
+fn c3(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    d: usize,
+    rng: &mut ChaCha8Rng,
+    dev: &Device,
+) -> Result<Conv> {
     Conv::new(cin, cout, &[k; 3], &[d; 3], Init::HeUniform, rng, dev)
 }
 
@@ -99,7 +106,11 @@ impl Module for PatchUNet3d {
         let p2 = self.parallel(&p1, &self.enc2)?.max_pool(&[2])?; // 97 @ n/4
         let p3 = self.enc3.forward(&p2)?.leaky_relu(s)?.max_pool(&[2])?; // 128 @ n/8
         let p4 = self.enc4.forward(&p3)?.leaky_relu(s)?.max_pool(&[2])?; // 256 @ n/16
-        let mut h = self.bottleneck.forward(&p4)?.leaky_relu(s)?.upsample(&[2])?;
+        let mut h = self
+            .bottleneck
+            .forward(&p4)?
+            .leaky_relu(s)?
+            .upsample(&[2])?;
         for (t, skip) in self.dec.iter().zip([&p3, &p2, &p1]) {
             let c = concat(&[&h, skip], 1)?;
             h = t.forward(&c)?.leaky_relu(s)?.upsample(&[2])?;

@@ -48,7 +48,11 @@ impl Prepared {
     }
 
     /// Preprocesses arrays `[K, ...]` of gapped intensity, truth and mask.
-    pub fn new(intensity: &ArrayD<f32>, truth: &ArrayD<f32>, mask: &ArrayD<f32>) -> Result<Prepared> {
+    pub fn new(
+        intensity: &ArrayD<f32>,
+        truth: &ArrayD<f32>,
+        mask: &ArrayD<f32>,
+    ) -> Result<Prepared> {
         if intensity.shape() != truth.shape() || intensity.shape() != mask.shape() {
             return Err(Error::shape(
                 "prepare",
@@ -63,7 +67,10 @@ impl Prepared {
         if intensity.ndim() < 3 || intensity.shape()[0] == 0 {
             return Err(Error::shape(
                 "prepare",
-                format!("arrays {:?} must be [K, ...] with K >= 1 and 2 or 3 pattern axes", intensity.shape()),
+                format!(
+                    "arrays {:?} must be [K, ...] with K >= 1 and 2 or 3 pattern axes",
+                    intensity.shape()
+                ),
             ));
         }
         let mut x = ArrayD::zeros(intensity.raw_dim());

@@ -74,7 +74,11 @@ impl TrainConfig {
             return Err(Error::arg("train", "epochs/batch", "must be >= 1"));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(Error::arg("train", "lr", format!("must be positive, got {}", self.lr)));
+            return Err(Error::arg(
+                "train",
+                "lr",
+                format!("must be positive, got {}", self.lr),
+            ));
         }
         Ok(())
     }
@@ -149,14 +153,22 @@ fn check_data(cfg: &ModelConfig, d: &Prepared, what: &str) -> Result<()> {
     if s.len() != cfg.dims {
         return Err(Error::shape(
             "train",
-            format!("{what} patterns {s:?} are {}-D, the {} model is {}-D", s.len(), cfg.kind, cfg.dims),
+            format!(
+                "{what} patterns {s:?} are {}-D, the {} model is {}-D",
+                s.len(),
+                cfg.kind,
+                cfg.dims
+            ),
         ));
     }
     let k = cfg.size_multiple();
     if s.iter().any(|&n| n % k != 0) {
         return Err(Error::shape(
             "train",
-            format!("{what} patterns {s:?} must be multiples of {k} for this {} model", cfg.kind),
+            format!(
+                "{what} patterns {s:?} must be multiples of {k} for this {} model",
+                cfg.kind
+            ),
         ));
     }
     Ok(())
@@ -188,7 +200,10 @@ pub fn train(
         if ModelConfig::from_json(&saved).ok().as_ref() != Some(&cfg.model) {
             return Err(Error::data(
                 &ckpt_path,
-                format!("checkpoint model {saved} differs from the requested {}", cfg.model.to_json()),
+                format!(
+                    "checkpoint model {saved} differs from the requested {}",
+                    cfg.model.to_json()
+                ),
             ));
         }
         io::load_into(&ckpt_path, &ck, &params)?;
@@ -237,7 +252,11 @@ pub fn train(
             sum += l.item()? as f64 * chunk.len() as f64;
             seen += chunk.len();
             let rate = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {:.5} {:.1} samples/s", sum / seen as f64, rate));
+            bar.set_message(format!(
+                "loss {:.5} {:.1} samples/s",
+                sum / seen as f64,
+                rate
+            ));
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -260,7 +279,8 @@ pub fn train(
                 log.epoch,
                 cfg.epochs,
                 log.train_loss,
-                log.val_loss.map_or(String::new(), |v| format!(" val {v:.5}")),
+                log.val_loss
+                    .map_or(String::new(), |v| format!(" val {v:.5}")),
                 log.lr,
                 log.seconds,
                 log.samples_per_s
@@ -275,7 +295,10 @@ pub fn train(
     let extra = vec![
         ("bragg.loss".to_string(), loss.to_string()),
         ("bragg.epochs".to_string(), history.len().to_string()),
-        ("bragg.history".to_string(), serde_json::to_string(&history).unwrap_or_default()),
+        (
+            "bragg.history".to_string(),
+            serde_json::to_string(&history).unwrap_or_default(),
+        ),
     ];
     models::save_model(&cfg.out, model.as_ref(), &cfg.model, &extra)?;
     Ok(Trained { model, history })
@@ -301,8 +324,14 @@ fn save_checkpoint(
         data::PREPROCESS.to_string(),
     );
     meta.insert("bragg.epoch".into(), history.len().to_string());
-    meta.insert("bragg.history".into(), serde_json::to_string(history).unwrap_or_default());
-    meta.insert("bragg.train".into(), serde_json::to_string(cfg).unwrap_or_default());
+    meta.insert(
+        "bragg.history".into(),
+        serde_json::to_string(history).unwrap_or_default(),
+    );
+    meta.insert(
+        "bragg.train".into(),
+        serde_json::to_string(cfg).unwrap_or_default(),
+    );
     io::save(path, &tensors, &meta)
 }
 
