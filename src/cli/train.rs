@@ -58,6 +58,13 @@ pub struct TrainArgs {
     /// Stop every epoch after this many steps.
     #[arg(long)]
     pub max_steps: Option<usize>,
+    /// Patch models: cut this many 32^3 patches with artificial centred gaps from every 3-D
+    /// `truth` volume of --data / --val (instead of using their patterns as they are).
+    #[arg(long)]
+    pub patches: Option<usize>,
+    /// Width of the artificial gap of --patches.
+    #[arg(long, default_value_t = 6)]
+    pub patch_gap: usize,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -131,9 +138,23 @@ impl TrainArgs {
 
 /// Runs the subcommand.
 pub fn run(args: &TrainArgs, device: &Device) -> Result<()> {
-    let train_set = Prepared::from_dataset(&Dataset::load(&args.data)?)?;
+    let load = |p: &std::path::Path, seed: u64| -> Result<Prepared> {
+        let ds = Dataset::load(p)?;
+        match args.patches {
+            Some(n) => Prepared::from_patches(
+                ds.require("truth")?,
+                n,
+                crate::models::patch_unet3d::PATCH,
+                args.patch_gap,
+                seed,
+            ),
+            None => Prepared::from_dataset(&ds),
+        }
+    };
+    let seed = args.seed.unwrap_or(0);
+    let train_set = load(&args.data, seed)?;
     let val = match &args.val {
-        Some(p) => Some(Prepared::from_dataset(&Dataset::load(p)?)?),
+        Some(p) => Some(load(p, seed + 1)?),
         None => None,
     };
     let cfg = args.config(train_set.pattern_shape().len())?;

@@ -149,3 +149,51 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     idx.shuffle(&mut rng);
     idx
 }
+
+impl Prepared {
+    /// Training patches for the 3-D patch model: `per` patches of side `p` from every 3-D
+    /// `truth` pattern `[K, D, H, W]` (centres drawn by the intensity marginals), each with an
+    /// artificial centred gap of width `w` (80% one plane, 20% a cross), seeded.
+    pub fn from_patches(
+        truth: &ArrayD<f32>,
+        per: usize,
+        p: usize,
+        w: usize,
+        seed: u64,
+    ) -> Result<Prepared> {
+        if truth.ndim() != 4 {
+            return Err(Error::shape(
+                "patches",
+                format!("truth {:?} must be [K, D, H, W] volumes", truth.shape()),
+            ));
+        }
+        if per == 0 {
+            return Err(Error::arg(
+                "patches",
+                "per",
+                "need at least one patch per pattern",
+            ));
+        }
+        let k = truth.shape()[0];
+        let shape = [k * per, p, p, p];
+        let mut t = ArrayD::<f32>::zeros(ndarray::IxDyn(&shape));
+        let mut m = ArrayD::<f32>::zeros(ndarray::IxDyn(&shape));
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for i in 0..k {
+            let vol = truth
+                .index_axis(Axis(0), i)
+                .into_dimensionality::<ndarray::Ix3>()
+                .map_err(|e| Error::shape("patches", e.to_string()))?;
+            let patches = crate::data::patches::training_patches(vol, per, p, w, &mut rng)?;
+            for (j, pt) in patches.iter().enumerate() {
+                t.index_axis_mut(Axis(0), i * per + j).assign(&pt.truth);
+                m.index_axis_mut(Axis(0), i * per + j)
+                    .assign(&pt.mask.mapv(f32::from));
+            }
+        }
+        let gapped = ndarray::Zip::from(&t)
+            .and(&m)
+            .map_collect(|&v, &g| if g != 0.0 { 0.0 } else { v });
+        Prepared::new(&gapped, &t, &m)
+    }
+}
