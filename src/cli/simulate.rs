@@ -80,10 +80,13 @@ impl SimulateArgs {
 /// Runs the subcommand.
 pub fn run(args: &SimulateArgs) -> Result<()> {
     let cfg = args.config()?;
-    let out = cfg
-        .out
-        .clone()
-        .ok_or_else(|| Error::arg("simulate", "out", "give --out FILE.npz or `out` in the recipe"))?;
+    let out = cfg.out.clone().ok_or_else(|| {
+        Error::arg(
+            "simulate",
+            "out",
+            "give --out FILE.npz or `out` in the recipe",
+        )
+    })?;
     let bar = indicatif::ProgressBar::new(cfg.count as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(

@@ -85,7 +85,9 @@ impl DatasetWriter {
         }
         let half = self.half;
         for st in &mut self.stages {
-            let w = st.w.as_mut().ok_or_else(|| Error::Msg("writer closed".into()))?;
+            let w =
+                st.w.as_mut()
+                    .ok_or_else(|| Error::Msg("writer closed".into()))?;
             let floats = |w: &mut BufWriter<File>, a: &ArrayD<f32>| {
                 if half {
                     npy::write_elements(w, a.iter().map(|&v| f16::from_f32(v)))
@@ -119,7 +121,9 @@ impl DatasetWriter {
         let mut out = NpzWriter::create(&self.path)?;
         let (fdescr, fsize) = self.float_descr();
         for st in &mut self.stages {
-            let w = st.w.take().ok_or_else(|| Error::Msg("writer closed".into()))?;
+            let w =
+                st.w.take()
+                    .ok_or_else(|| Error::Msg("writer closed".into()))?;
             w.into_inner()
                 .map_err(|e| Error::io(&st.path, e.into_error()))?
                 .flush()
@@ -164,11 +168,7 @@ impl Drop for DatasetWriter {
 
 /// Simulates the dataset of `cfg` into `path` in chunks (parallel inside a chunk), calling
 /// `progress()` once per finished sample.
-pub fn write_dataset(
-    cfg: &SimConfig,
-    path: &Path,
-    progress: &(dyn Fn() + Sync),
-) -> Result<()> {
+pub fn write_dataset(cfg: &SimConfig, path: &Path, progress: &(dyn Fn() + Sync)) -> Result<()> {
     cfg.validate()?;
     let mut w = DatasetWriter::create(path, &cfg.shape(), &cfg.fields, cfg.half)?;
     let chunk = (2 * rayon::current_num_threads()).max(2);
@@ -245,16 +245,27 @@ impl Dataset {
         }
         let mut batch: Option<(String, Vec<usize>)> = None;
         for (key, shape) in [
-            ("intensity", d.intensity.as_ref().map(|a| a.shape().to_vec())),
+            (
+                "intensity",
+                d.intensity.as_ref().map(|a| a.shape().to_vec()),
+            ),
             ("truth", d.truth.as_ref().map(|a| a.shape().to_vec())),
-            ("noiseless", d.noiseless.as_ref().map(|a| a.shape().to_vec())),
+            (
+                "noiseless",
+                d.noiseless.as_ref().map(|a| a.shape().to_vec()),
+            ),
             ("mask", d.mask.as_ref().map(|a| a.shape().to_vec())),
             ("phase", d.phase.as_ref().map(|a| a.shape().to_vec())),
             ("object", d.object.as_ref().map(|a| a.shape().to_vec())),
         ] {
             if let Some(s) = shape {
                 if s.len() < 3 {
-                    return Err(Error::data(path, format!("key `{key}`: shape {s:?} is not [K, ...] with 2 or 3 pattern axes")));
+                    return Err(Error::data(
+                        path,
+                        format!(
+                            "key `{key}`: shape {s:?} is not [K, ...] with 2 or 3 pattern axes"
+                        ),
+                    ));
                 }
                 match &batch {
                     None => batch = Some((key.to_string(), s)),
@@ -269,7 +280,10 @@ impl Dataset {
             }
         }
         if batch.is_none() {
-            return Err(Error::data(path, "no pattern arrays (intensity, truth, ...) found"));
+            return Err(Error::data(
+                path,
+                "no pattern arrays (intensity, truth, ...) found",
+            ));
         }
         Ok(d)
     }
@@ -290,11 +304,17 @@ impl Dataset {
 
     /// Number of patterns.
     pub fn len(&self) -> usize {
-        [&self.truth, &self.intensity, &self.noiseless, &self.mask, &self.phase]
-            .iter()
-            .find_map(|a| a.as_ref().map(|a| a.shape()[0]))
-            .or_else(|| self.object.as_ref().map(|a| a.shape()[0]))
-            .unwrap_or(0)
+        [
+            &self.truth,
+            &self.intensity,
+            &self.noiseless,
+            &self.mask,
+            &self.phase,
+        ]
+        .iter()
+        .find_map(|a| a.as_ref().map(|a| a.shape()[0]))
+        .or_else(|| self.object.as_ref().map(|a| a.shape()[0]))
+        .unwrap_or(0)
     }
 
     /// Whether the dataset holds no pattern.

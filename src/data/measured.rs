@@ -27,7 +27,10 @@ fn check_intensity(path: &Path, key: &str, a: &NpyArray) -> Result<ArrayD<f32>> 
         d => return Err(bad(format!("unsupported intensity dtype {d}"))),
     }
     if a.shape.len() != 2 && a.shape.len() != 3 {
-        return Err(bad(format!("expected a 2D or 3D array, got shape {:?}", a.shape)));
+        return Err(bad(format!(
+            "expected a 2D or 3D array, got shape {:?}",
+            a.shape
+        )));
     }
     let n: usize = a.shape.iter().product();
     if n == 0 || n > MAX_VOXELS {
@@ -62,7 +65,10 @@ fn check_mask(path: &Path, key: &str, a: &NpyArray, shape: &[usize]) -> Result<A
 }
 
 fn is_npz(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).map(|e| e.eq_ignore_ascii_case("npz")) == Some(true)
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.eq_ignore_ascii_case("npz"))
+        == Some(true)
 }
 
 /// Reads a measured pattern from `path` (`.npy` or `.npz`). For `.npz`, `key` names the

@@ -63,8 +63,8 @@ mod tests {
 
     #[test]
     fn maps_non_gap_range_to_unit_interval_and_inverts() {
-        let i = ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![0.0, 3.0, 1e6, 7.0, 5e7, 120.0])
-            .unwrap();
+        let i =
+            ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![0.0, 3.0, 1e6, 7.0, 5e7, 120.0]).unwrap();
         let mask = ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![0u8, 0, 0, 0, 1, 0]).unwrap();
         let n = LogMinMax::fit(&i, Some(&mask));
         let x = n.forward(&i);

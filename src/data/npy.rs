@@ -95,7 +95,11 @@ pub fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
         1 => format!("({},)", shape[0]),
         _ => format!(
             "({})",
-            shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+            shape
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let mut dict =
@@ -376,15 +380,12 @@ impl NpzFile {
     /// Reads array `key`.
     pub fn read(&mut self, key: &str) -> Result<NpyArray> {
         let keys = self.keys();
-        let mut member = self
-            .zip
-            .by_name(&format!("{key}.npy"))
-            .map_err(|_| {
-                Error::data(
-                    &self.path,
-                    format!("no array `{key}` (has: {})", keys.join(", ")),
-                )
-            })?;
+        let mut member = self.zip.by_name(&format!("{key}.npy")).map_err(|_| {
+            Error::data(
+                &self.path,
+                format!("no array `{key}` (has: {})", keys.join(", ")),
+            )
+        })?;
         read_npy_from(&mut member).map_err(|m| Error::data(&self.path, format!("key `{key}`: {m}")))
     }
 
@@ -429,10 +430,16 @@ impl NpzWriter {
             .compression_method(zip::CompressionMethod::Stored)
             .large_file(bytes >= (1u64 << 32) - (1 << 20));
         let res = {
-            let zip = self.zip.as_mut().ok_or_else(|| Error::Msg("npz finished".into()))?;
+            let zip = self
+                .zip
+                .as_mut()
+                .ok_or_else(|| Error::Msg("npz finished".into()))?;
             zip.start_file(format!("{key}.npy"), opts)
                 .map_err(|e| e.to_string())
-                .and_then(|_| zip.write_all(&npy_header(descr, shape)).map_err(|e| e.to_string()))
+                .and_then(|_| {
+                    zip.write_all(&npy_header(descr, shape))
+                        .map_err(|e| e.to_string())
+                })
         };
         res.map_err(|e| self.zip_err(e))
     }
@@ -451,7 +458,10 @@ impl NpzWriter {
 
     /// Finishes the archive and renames it into place.
     pub fn finish(mut self) -> Result<()> {
-        let zip = self.zip.take().ok_or_else(|| Error::Msg("npz finished".into()))?;
+        let zip = self
+            .zip
+            .take()
+            .ok_or_else(|| Error::Msg("npz finished".into()))?;
         let w = zip.finish().map_err(|e| self.zip_err(e))?;
         let f = w
             .into_inner()

@@ -85,7 +85,13 @@ pub fn extent_where<T>(a: &ArrayD<T>, pred: impl Fn(&T) -> bool) -> Vec<usize> {
         }
     }
     (0..nd)
-        .map(|d| if lo[d] == usize::MAX { 0 } else { hi[d] - lo[d] + 1 })
+        .map(|d| {
+            if lo[d] == usize::MAX {
+                0
+            } else {
+                hi[d] - lo[d] + 1
+            }
+        })
         .collect()
 }
 

@@ -167,7 +167,11 @@ fn band_near_centre(size: usize, w: usize, rng: &mut impl Rng) -> usize {
 }
 
 /// Builds the 2D detector-plane mask (rows, cols) of a layout.
-pub fn detector_plane(spec: &GapSpec, size: usize, rng: &mut impl Rng) -> Result<(Array2<u8>, [i32; 2], [i32; 2])> {
+pub fn detector_plane(
+    spec: &GapSpec,
+    size: usize,
+    rng: &mut impl Rng,
+) -> Result<(Array2<u8>, [i32; 2], [i32; 2])> {
     spec.validate(size)?;
     let mut m = Array2::<u8>::zeros((size, size));
     let mut pos = [-1i32; 2];
@@ -237,7 +241,13 @@ pub fn make_mask(spec: &GapSpec, dim: usize, size: usize, rng: &mut impl Rng) ->
             .ok_or_else(|| Error::shape("make_mask", "broadcast"))?
             .to_owned()
             .into_dyn(),
-        _ => return Err(Error::arg("make_mask", "dim", format!("must be 2 or 3, got {dim}"))),
+        _ => {
+            return Err(Error::arg(
+                "make_mask",
+                "dim",
+                format!("must be 2 or 3, got {dim}"),
+            ))
+        }
     };
     Ok(GapMask { mask, pos, width })
 }

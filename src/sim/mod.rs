@@ -146,7 +146,10 @@ impl Default for Realism {
     fn default() -> Self {
         use std::f64::consts::PI;
         Realism {
-            hull_points: Range { min: 6.0, max: 20.0 },
+            hull_points: Range {
+                min: 6.0,
+                max: 20.0,
+            },
             modulus_sigma: Range {
                 min: 0.45,
                 max: 0.75,
@@ -279,9 +282,13 @@ impl SimConfig {
     pub fn validate(&self) -> Result<()> {
         const OP: &str = "simulate";
         if self.dim != 2 && self.dim != 3 {
-            return Err(Error::arg(OP, "dim", format!("must be 2 or 3, got {}", self.dim)));
+            return Err(Error::arg(
+                OP,
+                "dim",
+                format!("must be 2 or 3, got {}", self.dim),
+            ));
         }
-        if self.size < 8 || self.size > 2048 || self.size % 2 != 0 {
+        if self.size < 8 || self.size > 2048 || !self.size.is_multiple_of(2) {
             return Err(Error::arg(
                 OP,
                 "size",
@@ -307,18 +314,28 @@ impl SimConfig {
             return Err(Error::arg(
                 OP,
                 "oversampling",
-                format!("no integer object size gives a ratio in {os} at size {}", self.size),
+                format!(
+                    "no integer object size gives a ratio in {os} at size {}",
+                    self.size
+                ),
             ));
         }
         if self.photons.min < 1.0 {
             return Err(Error::arg(OP, "photons", "must be >= 1"));
         }
         if self.fields.is_empty() {
-            return Err(Error::arg(OP, "fields", "at least one array must be stored"));
+            return Err(Error::arg(
+                OP,
+                "fields",
+                "at least one array must be stored",
+            ));
         }
         self.gap.validate(self.size)?;
         let r = &self.realism;
-        for (name, p) in [("p_gradient", r.p_gradient), ("p_dislocation", r.p_dislocation)] {
+        for (name, p) in [
+            ("p_gradient", r.p_gradient),
+            ("p_dislocation", r.p_dislocation),
+        ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(Error::arg(OP, "realism", format!("{name} must be in 0..1")));
             }
@@ -327,7 +344,11 @@ impl SimConfig {
             return Err(Error::arg(OP, "realism", "hull_points must be > dim"));
         }
         if r.modulus_sigma.min < 0.0 || r.modulus_noise.min < 0.0 {
-            return Err(Error::arg(OP, "realism", "sigmas and amplitudes must be >= 0"));
+            return Err(Error::arg(
+                OP,
+                "realism",
+                "sigmas and amplitudes must be >= 0",
+            ));
         }
         Ok(())
     }
@@ -466,4 +487,43 @@ pub fn simulate_range(
             s
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipes_in_datasets_parse_and_validate() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().and_then(|x| x.to_str()) == Some("toml") {
+                let c = SimConfig::from_toml_file(&p).unwrap();
+                assert!(c.out.is_some() && c.count > 0, "{}", p.display());
+                n += 1;
+            }
+        }
+        assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn ranges_and_gaps_parse() {
+        assert_eq!(
+            "2..4".parse::<Range>().unwrap(),
+            Range { min: 2.0, max: 4.0 }
+        );
+        assert!("4..2".parse::<Range>().is_err());
+        assert_eq!("cross:9".parse::<GapSpec>().unwrap(), GapSpec::Cross(9));
+        assert!("line:x".parse::<GapSpec>().is_err());
+        let c: SimConfig = toml::from_str("photons = [1e3, 1e5]\ngap = \"eiger2\"").unwrap();
+        assert_eq!(c.photons.max, 1e5);
+        assert!(toml::from_str::<SimConfig>("bogus = 1").is_err());
+        let bad = SimConfig {
+            oversampling: Range { min: 1.0, max: 3.0 },
+            ..SimConfig::default()
+        };
+        assert!(bad.validate().is_err());
+    }
 }

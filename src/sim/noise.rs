@@ -46,8 +46,14 @@ mod tests {
             let var = c.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0);
             let l = lambda as f64;
             // Standard error of the mean is sqrt(l/n); of the variance about l*sqrt(2/n).
-            assert!((mean - l).abs() < 5.0 * (l / n).sqrt(), "mean {mean} vs {l}");
-            assert!((var - l).abs() < 6.0 * l * (2.0 / n).sqrt() + 1e-3, "var {var} vs {l}");
+            assert!(
+                (mean - l).abs() < 5.0 * (l / n).sqrt(),
+                "mean {mean} vs {l}"
+            );
+            assert!(
+                (var - l).abs() < 6.0 * l * (2.0 / n).sqrt() + 1e-3,
+                "var {var} vs {l}"
+            );
             assert!(c.iter().all(|&v| v >= 0.0 && v.fract() == 0.0));
         }
     }

@@ -46,7 +46,11 @@ pub fn convex_hull(points: &[[f64; 3]], dim: usize) -> Result<Vec<HalfSpace>> {
         return Err(Error::arg(OP, "dim", format!("must be 2 or 3, got {dim}")));
     }
     if points.len() < dim + 1 {
-        return Err(Error::arg(OP, "points", format!("need at least {} points", dim + 1)));
+        return Err(Error::arg(
+            OP,
+            "points",
+            format!("need at least {} points", dim + 1),
+        ));
     }
     let scale = points
         .iter()
@@ -96,7 +100,11 @@ pub fn convex_hull(points: &[[f64; 3]], dim: usize) -> Result<Vec<HalfSpace>> {
         }
     }
     if facets.len() < dim + 1 {
-        return Err(Error::arg(OP, "points", "points are degenerate (no full-dimensional hull)"));
+        return Err(Error::arg(
+            OP,
+            "points",
+            "points are degenerate (no full-dimensional hull)",
+        ));
     }
     Ok(facets)
 }
@@ -127,7 +135,11 @@ pub fn random_convex_support(
 ) -> Result<ArrayD<f32>> {
     let dim = extents.len();
     if extents.iter().any(|&e| e < 2) {
-        return Err(Error::arg("random_convex_support", "extents", "each must be >= 2"));
+        return Err(Error::arg(
+            "random_convex_support",
+            "extents",
+            "each must be >= 2",
+        ));
     }
     let mut points = Vec::with_capacity(npoints + 2 * dim);
     // Face points: lattice points in the middle half of the other axes.
@@ -179,7 +191,11 @@ mod tests {
     fn cube_hull_contains_inner_points_only() {
         let mut pts = vec![];
         for c in 0..8 {
-            pts.push([(c & 1) as f64 * 3.0, (c >> 1 & 1) as f64 * 3.0, (c >> 2) as f64 * 3.0]);
+            pts.push([
+                (c & 1) as f64 * 3.0,
+                (c >> 1 & 1) as f64 * 3.0,
+                (c >> 2) as f64 * 3.0,
+            ]);
         }
         pts.push([1.0, 1.5, 2.0]);
         let h = convex_hull(&pts, 3).unwrap();
@@ -205,15 +221,15 @@ mod tests {
         for ext in [vec![20, 31], vec![9, 14, 11]] {
             let m = random_convex_support(&ext, 10, &mut rng).unwrap();
             for (axis, &e) in ext.iter().enumerate() {
-                let occupied: Vec<bool> = m
-                    .lanes(ndarray::Axis(axis))
-                    .into_iter()
-                    .fold(vec![false; e], |mut acc, lane| {
+                let occupied: Vec<bool> = m.lanes(ndarray::Axis(axis)).into_iter().fold(
+                    vec![false; e],
+                    |mut acc, lane| {
                         for (a, v) in acc.iter_mut().zip(lane.iter()) {
                             *a |= *v > 0.0;
                         }
                         acc
-                    });
+                    },
+                );
                 assert!(occupied[0] && occupied[e - 1], "axis {axis}");
             }
         }

@@ -58,7 +58,11 @@ pub fn correlated_noise(shape: &[usize], sigma: f64, rng: &mut impl Rng) -> Arra
         .map(|&n| {
             (0..n)
                 .map(|k| {
-                    let f = if k <= n / 2 { k as f64 } else { k as f64 - n as f64 } / n as f64;
+                    let f = if k <= n / 2 {
+                        k as f64
+                    } else {
+                        k as f64 - n as f64
+                    } / n as f64;
                     (-2.0 * PI * PI * sigma * sigma * f * f).exp() as f32
                 })
                 .collect()
@@ -149,7 +153,9 @@ pub fn random_phase(shape: &[usize], r: &Realism, rng: &mut impl Rng) -> ArrayD<
     let noise = correlated_noise(shape, corr, rng);
     let (lo, hi) = noise
         .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     let span = (hi - lo).max(1e-12);
     let mut phase = noise.mapv(|v| ((v - lo) / span - 0.5) * range as f32);
     if rng.random_bool(r.p_gradient) {
