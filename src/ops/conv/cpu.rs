@@ -18,10 +18,14 @@ use super::ConvGeometry;
 use rayon::prelude::*;
 
 /// Floats the column matrix of one forward / backward-data tile may hold (256 KiB).
-const TILE_BUDGET: usize = 1 << 16;
+const TILE_BUDGET: usize = 1 << 18;
 /// Floats of the column matrix of one backward-weight tile (its GEMM depth is the tile length,
 /// so longer tiles pay off there).
 const WEIGHT_TILE_BUDGET: usize = 1 << 18;
+/// Fewest input channels for which unit-stride `backward_data` uses the gather formulation.
+const GATHER_MIN_CHANNELS: usize = 8;
+/// Depth (k) blocking of `matrixmultiply`'s sgemm.
+const GEMM_DEPTH_BLOCK: usize = 256;
 /// Upper bound on the chunks (partial weight gradients) of `backward_weight`.
 const MAX_WEIGHT_CHUNKS: usize = 64;
 /// Upper bound on the floats held by all partial weight gradients together.
@@ -52,14 +56,25 @@ struct Mat {
 /// # Safety
 /// Every view must be valid for its extent (`(m-1)*rs + (k-1)*cs` etc.) and `c` must not alias
 /// `a` or `b`.
-unsafe fn gemm(m: usize, k: usize, n: usize, a: Mat, b: Mat, beta: f32, c: *mut f32, rsc: usize) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    c: *mut f32,
+    rsc: usize,
+    csc: usize,
+) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         for i in 0..m {
             for j in 0..n {
-                let p = c.add(i * rsc + j);
+                let p = c.add(i * rsc + j * csc);
                 *p *= beta;
             }
         }
@@ -79,7 +94,7 @@ unsafe fn gemm(m: usize, k: usize, n: usize, a: Mat, b: Mat, beta: f32, c: *mut 
         beta,
         c,
         rsc as isize,
-        1,
+        csc as isize,
     );
 }
 
@@ -154,7 +169,7 @@ fn forward_plan(
             // SAFETY: this task alone writes rows 0..O, columns p0..p1 of sample n.
             unsafe {
                 let c = yp.get().add(n * ys + p0);
-                gemm(out_channels, rows, tl, a, b, 0.0, c, p);
+                gemm(out_channels, rows, tl, a, b, 0.0, c, p, 1);
                 if let Some(bias) = bias {
                     for (o, &bo) in bias.iter().enumerate().take(out_channels) {
                         let row = std::slice::from_raw_parts_mut(c.add(o * p), tl);
@@ -175,7 +190,9 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry) -> 
 /// Gradient with respect to the input.
 pub fn backward_data(gy: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let mut gx = vec![0.0f32; g.input_len()];
-    if g.stride == [1, 1, 1] {
+    // The gather's GEMM has `in_channels` rows: too few (e.g. a first layer on one-channel
+    // images) waste most of the GEMM micro-kernel, so those take the col2im path.
+    if g.stride == [1, 1, 1] && g.in_channels >= GATHER_MIN_CHANNELS {
         backward_data_gather(gy, w, g, &mut gx);
     } else {
         backward_data_col2im(gy, w, g, &mut gx);
@@ -256,7 +273,7 @@ fn backward_data_col2im(gy: &[f32], w: &[f32], g: &ConvGeometry, gx: &mut [f32])
                     cs: 1,
                 };
                 // SAFETY: views lie inside w, gy and the scratch column matrix.
-                unsafe { gemm(nc * taps, o, tl, a, bm, 0.0, col.as_mut_ptr(), tl) };
+                unsafe { gemm(nc * taps, o, tl, a, bm, 0.0, col.as_mut_ptr(), tl, 1) };
                 col2im_add(col, &plan, &segs, tl, nc, part);
                 scratch.segs = segs;
                 t0 = t1;
@@ -273,7 +290,11 @@ pub fn backward_weight(x: &[f32], gy: &[f32], g: &ConvGeometry) -> Vec<f32> {
         return vec![0.0; wlen];
     }
     let (xs, ys) = (plan.channels * s, o * p);
-    let tile = plan.tile_len(WEIGHT_TILE_BUDGET);
+    let mut tile = plan.tile_len(WEIGHT_TILE_BUDGET);
+    if tile > GEMM_DEPTH_BLOCK {
+        // The tile is the GEMM depth here: whole depth blocks of the GEMM run fastest.
+        tile -= tile % GEMM_DEPTH_BLOCK;
+    }
     let ntiles = p.div_ceil(tile);
     let tasks = g.batch * ntiles;
     let chunks = tasks
@@ -291,7 +312,7 @@ pub fn backward_weight(x: &[f32], gy: &[f32], g: &ConvGeometry) -> Vec<f32> {
                 let (p0, p1) = (t * tile, ((t + 1) * tile).min(p));
                 let tl = p1 - p0;
                 let xn = &x[n * xs..(n + 1) * xs];
-                // b[k = position, r] = col[r, position]
+                // gw[o, r] += gy[o, position] x col^T[position, r]
                 let b = if identity {
                     Mat {
                         ptr: xn[p0..].as_ptr(),
@@ -316,7 +337,7 @@ pub fn backward_weight(x: &[f32], gy: &[f32], g: &ConvGeometry) -> Vec<f32> {
                     cs: 1,
                 };
                 // SAFETY: views lie inside gy, x / the scratch, and acc (o x rows).
-                unsafe { gemm(o, tl, rows, a, b, 1.0, acc.as_mut_ptr(), rows) };
+                unsafe { gemm(o, tl, rows, a, b, 1.0, acc.as_mut_ptr(), rows, 1) };
             }
             acc
         })
