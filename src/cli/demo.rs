@@ -22,10 +22,10 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 64)]
     pub size: usize,
     /// Training patterns.
-    #[arg(long, default_value_t = 384)]
+    #[arg(long, default_value_t = 1024)]
     pub train: usize,
     /// Validation patterns.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     pub val: usize,
     /// Held-out test patterns.
     #[arg(long, default_value_t = 64)]
@@ -34,7 +34,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "cross:6")]
     pub gap: GapSpec,
     /// Training epochs.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     /// UNet base width.
     #[arg(long, default_value_t = 8)]
