@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 /// Flags of `bragg eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Model file written by `bragg train`.
-    #[arg(long)]
-    pub model: PathBuf,
+    /// Model file written by `bragg train`; repeat to compare several models (rows named
+    /// after the file stems).
+    #[arg(long, required = true)]
+    pub model: Vec<PathBuf>,
     /// Test set (.npz with intensity, truth, mask).
     #[arg(long)]
     pub data: PathBuf,
@@ -68,20 +69,40 @@ pub fn write_figures(
     Ok(path)
 }
 
-/// Runs the evaluation and returns it with the predictions.
-pub fn eval_file(
-    model_path: &Path,
+/// Evaluates every model file (rows named by the model kind for one file, by the file stems
+/// for several) and then the baselines.
+pub fn eval_files(
+    model_paths: &[PathBuf],
     data: &Prepared,
     device: &Device,
 ) -> Result<(Evaluation, Predictions)> {
-    let m = load_model(model_path, device)?;
-    let name = m.config.kind.name().to_string();
-    evaluate(
-        Some((m.model.as_ref(), &m.config, &name)),
-        data,
-        &Baseline::ALL,
-        device,
-    )
+    let mut ev = Evaluation {
+        patterns: data.len(),
+        rows: vec![],
+    };
+    let mut preds = Predictions { methods: vec![] };
+    for p in model_paths {
+        let m = load_model(p, device)?;
+        let name = if model_paths.len() == 1 {
+            m.config.kind.name().to_string()
+        } else {
+            p.file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| m.config.kind.name().to_string())
+        };
+        let (e, pr) = evaluate(
+            Some((m.model.as_ref(), &m.config, &name)),
+            data,
+            &[],
+            device,
+        )?;
+        ev.rows.extend(e.rows);
+        preds.methods.extend(pr.methods);
+    }
+    let (e, pr) = evaluate(None, data, &Baseline::ALL, device)?;
+    ev.rows.extend(e.rows);
+    preds.methods.extend(pr.methods);
+    Ok((ev, preds))
 }
 
 /// Runs the subcommand.
@@ -93,7 +114,7 @@ pub fn run(args: &EvalArgs, device: &Device) -> Result<()> {
         }
         data = data.head(n);
     }
-    let (ev, preds) = eval_file(&args.model, &data, device)?;
+    let (ev, preds) = eval_files(&args.model, &data, device)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&ev).unwrap_or_default());
     } else {
