@@ -50,7 +50,7 @@ pub fn write_figures(
         }
         rows.push(row);
     }
-    let zoom = if data.pattern_shape()[data.pattern_shape().len() - 1] <= 64 {
+    let zoom = if data.pattern_shape()[data.pattern_shape().len() - 1] <= 32 {
         2
     } else {
         1
