@@ -162,3 +162,30 @@ fn model_file_rebuilds_the_model() {
         l.model.forward(&x).unwrap().to_vec().unwrap()
     );
 }
+
+#[test]
+fn patch_model_gradients_reach_every_parameter() {
+    let dev = Device::cpu();
+    let m = build(&ModelConfig::thesis(ModelKind::PatchUnet3d), &dev, 4).unwrap();
+    let x = ramp(&[1, 1, 32, 32, 32], &dev);
+    let loss = m
+        .forward(&x)
+        .unwrap()
+        .sub(&x)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .mean()
+        .unwrap();
+    let g = loss.backward().unwrap();
+    for p in m.parameters() {
+        let gv = g
+            .get(&p.tensor)
+            .unwrap_or_else(|| panic!("no gradient for {}", p.name));
+        assert!(
+            gv.to_vec().unwrap().iter().any(|&v| v != 0.0),
+            "zero gradient for {}",
+            p.name
+        );
+    }
+}
