@@ -11,12 +11,15 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod fft;
+pub mod inpaint;
 pub mod loss;
+pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod phasing;
 pub mod sim;
 pub mod tensor;
+pub mod train;
 
 pub use device::Device;
 pub use error::{Error, Result};

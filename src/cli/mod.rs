@@ -1,7 +1,11 @@
 //! The `bragg` command line: one file per subcommand, parsed with clap.
 
+pub mod demo;
 pub mod devices;
+pub mod eval;
+pub mod inpaint;
 pub mod simulate;
+pub mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -30,12 +34,20 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and the number of CPU threads used.
     Info,
+    /// Simulate a BCDI dataset (.npz).
+    Simulate(simulate::SimulateArgs),
+    /// Train a gap-inpainting model.
+    Train(train::TrainArgs),
+    /// Score a model and the classical baselines on a test set.
+    Eval(eval::EvalArgs),
+    /// Fill the gaps of patterns with a trained model.
+    Inpaint(inpaint::InpaintArgs),
+    /// Simulate, train, evaluate and plot in a few minutes on a CPU.
+    Demo(demo::DemoArgs),
     /// Iterative phase retrieval (ER/HIO/RAAR chains, shrink-wrap, several runs).
     Phase(phase::PhaseArgs),
     /// Compare a reconstruction with the true object after removing the ambiguities.
     Compare(compare::CompareArgs),
-    /// Simulate a BCDI dataset (.npz).
-    Simulate(simulate::SimulateArgs),
     /// List the native CPU and every OpenCL device, marking the default.
     Devices,
 }
@@ -43,17 +55,22 @@ pub enum Command {
 impl Cli {
     /// The device chosen by `--device` / `BRAGG_DEVICE`, else the default device.
     pub fn device(&self) -> crate::Result<crate::Device> {
-        match &self.device {
-            Some(spec) => crate::Device::from_spec(spec),
-            None => crate::Device::default_device(),
-        }
+        device_from(self.device.as_deref())
+    }
+}
+
+fn device_from(spec: Option<&str>) -> crate::Result<crate::Device> {
+    match spec {
+        Some(spec) => crate::Device::from_spec(spec),
+        None => crate::Device::default_device(),
     }
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn run() -> crate::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+    let Cli { device, command } = Cli::parse();
+    let spec = device.as_deref();
+    match command {
         Command::Info => {
             println!(
                 "bragg {} ({} CPU threads)",
@@ -62,9 +79,13 @@ pub fn run() -> crate::Result<()> {
             );
             Ok(())
         }
+        Command::Simulate(args) => simulate::run(&args),
+        Command::Train(args) => train::run(&args, &device_from(spec)?),
+        Command::Eval(args) => eval::run(&args, &device_from(spec)?),
+        Command::Inpaint(args) => inpaint::run(&args, &device_from(spec)?),
+        Command::Demo(args) => demo::run(&args, &device_from(spec)?),
         Command::Phase(args) => phase::run(&args),
         Command::Compare(args) => compare::run(&args),
-        Command::Simulate(args) => simulate::run(&args),
-        Command::Devices => devices::run(cli.device.as_deref()),
+        Command::Devices => devices::run(spec),
     }
 }

@@ -1,0 +1,319 @@
+//! Gap-inpainting models (thesis 4.3 and BRIEF section 5): UNet, dilated UNet and MSD-Net in 2-D
+//! or 3-D from the same code, and the 3-D patch model. A [`ModelConfig`] (serde) describes the
+//! architecture; [`build`] instantiates it, and model files carry it as JSON metadata.
+
+pub mod dilated_unet;
+pub mod msdnet;
+pub mod patch_unet3d;
+pub mod unet;
+
+use crate::nn::{Conv, Init, Module};
+use crate::{Device, Error, Result, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Architecture family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// UNet (thesis 4.3.2).
+    Unet,
+    /// UNet whose first two encoder blocks are parallel dilated convolutions.
+    DilatedUnet,
+    /// Mixed-scale dense network (Pelt & Sethian).
+    Msd,
+    /// The 3-D 32^3 patch model of BRIEF section 5.
+    PatchUnet3d,
+}
+
+impl ModelKind {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Unet => "unet",
+            ModelKind::DilatedUnet => "dilated-unet",
+            ModelKind::Msd => "msd",
+            ModelKind::PatchUnet3d => "patch-unet3d",
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ModelKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "unet" => Ok(ModelKind::Unet),
+            "dilated-unet" | "dilated_unet" => Ok(ModelKind::DilatedUnet),
+            "msd" | "msdnet" | "msd-net" => Ok(ModelKind::Msd),
+            "patch-unet3d" | "patch_unet3d" | "patch" => Ok(ModelKind::PatchUnet3d),
+            other => Err(Error::arg(
+                "model",
+                "kind",
+                format!("unknown model `{other}` (known: unet, dilated-unet, msd, patch-unet3d)"),
+            )),
+        }
+    }
+}
+
+/// Architecture settings. UNets use `width` (channels of the first block, doubled per block)
+/// and `depth` (number of encoder blocks); MSD-Net uses `width` (channels per layer), `depth`
+/// (layers) and `max_dilation`; the patch model is fixed (only `dims = 3`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Architecture family.
+    pub kind: ModelKind,
+    /// Spatial dimensions, 2 or 3.
+    pub dims: usize,
+    /// Base width (see the type's doc).
+    pub width: usize,
+    /// Number of blocks / layers.
+    pub depth: usize,
+    /// Largest dilation of MSD-Net.
+    pub max_dilation: usize,
+    /// Negative slope of the LeakyReLU activations.
+    pub slope: f32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::thesis(ModelKind::Unet)
+    }
+}
+
+impl ModelConfig {
+    /// The thesis-scale configuration of a model kind: UNet / dilated UNet 2-D with 5 blocks of
+    /// 48..768 channels; MSD-Net 2-D width 2, depth 15, dilations 1..25 (4,112 parameters);
+    /// the 3-D patch model (2,771,309 parameters).
+    pub fn thesis(kind: ModelKind) -> ModelConfig {
+        let (dims, width, depth) = match kind {
+            ModelKind::Unet | ModelKind::DilatedUnet => (2, 48, 5),
+            ModelKind::Msd => (2, 2, 15),
+            ModelKind::PatchUnet3d => (3, 8, 4),
+        };
+        ModelConfig {
+            kind,
+            dims,
+            width,
+            depth,
+            max_dilation: 25,
+            slope: 0.2,
+        }
+    }
+
+    /// Checks the settings; errors name the bad one.
+    pub fn validate(&self) -> Result<()> {
+        const OP: &str = "model";
+        if self.dims != 2 && self.dims != 3 {
+            return Err(Error::arg(
+                OP,
+                "dims",
+                format!("must be 2 or 3, got {}", self.dims),
+            ));
+        }
+        if self.kind == ModelKind::PatchUnet3d && self.dims != 3 {
+            return Err(Error::arg(OP, "dims", "the patch model is 3-D only"));
+        }
+        if self.width == 0 || self.width > 4096 {
+            return Err(Error::arg(
+                OP,
+                "width",
+                format!("must be in 1..=4096, got {}", self.width),
+            ));
+        }
+        let max_depth = match self.kind {
+            ModelKind::Unet | ModelKind::DilatedUnet => 8,
+            _ => 400,
+        };
+        if self.depth == 0 || self.depth > max_depth {
+            return Err(Error::arg(
+                OP,
+                "depth",
+                format!(
+                    "must be in 1..={max_depth} for {}, got {}",
+                    self.kind, self.depth
+                ),
+            ));
+        }
+        if self.kind == ModelKind::DilatedUnet && self.depth < 2 {
+            return Err(Error::arg(
+                OP,
+                "depth",
+                "the dilated UNet needs at least 2 blocks",
+            ));
+        }
+        if self.max_dilation == 0 {
+            return Err(Error::arg(OP, "max_dilation", "must be >= 1"));
+        }
+        if !self.slope.is_finite() {
+            return Err(Error::arg(OP, "slope", "must be finite"));
+        }
+        Ok(())
+    }
+
+    /// Spatial sizes must be multiples of this (2^depth for UNets, 32 for the patch model).
+    pub fn size_multiple(&self) -> usize {
+        match self.kind {
+            ModelKind::Unet | ModelKind::DilatedUnet => 1 << self.depth,
+            ModelKind::Msd => 1,
+            ModelKind::PatchUnet3d => 16,
+        }
+    }
+
+    /// The fixed input patch side of patch models (`None`: whole arrays).
+    pub fn patch(&self) -> Option<usize> {
+        (self.kind == ModelKind::PatchUnet3d).then_some(patch_unet3d::PATCH)
+    }
+
+    /// Serialises to JSON (model-file metadata).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses the JSON written by [`ModelConfig::to_json`].
+    pub fn from_json(s: &str) -> Result<ModelConfig> {
+        let c: ModelConfig = serde_json::from_str(s)
+            .map_err(|e| Error::arg("model", "config", format!("bad model config JSON: {e}")))?;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Builds the model described by `cfg` on `device`, weights drawn from `seed`.
+pub fn build(cfg: &ModelConfig, device: &Device, seed: u64) -> Result<Box<dyn Module>> {
+    cfg.validate()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Ok(match cfg.kind {
+        ModelKind::Unet => Box::new(unet::UNet::new(cfg, &mut rng, device)?),
+        ModelKind::DilatedUnet => Box::new(dilated_unet::new(cfg, &mut rng, device)?),
+        ModelKind::Msd => Box::new(msdnet::MsdNet::new(cfg, &mut rng, device)?),
+        ModelKind::PatchUnet3d => {
+            Box::new(patch_unet3d::PatchUNet3d::new(cfg.slope, &mut rng, device)?)
+        }
+    })
+}
+
+/// A "same"-padded convolution with cubic kernel `k` and dilation `d` in `dims` dimensions,
+/// He-uniform weights (LeakyReLU layers).
+pub(crate) fn conv(
+    dims: usize,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    d: usize,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> Result<Conv> {
+    Conv::new(
+        cin,
+        cout,
+        &vec![k; dims],
+        &vec![d; dims],
+        Init::HeUniform,
+        rng,
+        device,
+    )
+}
+
+/// Output convolution (Glorot-uniform, the Keras default).
+pub(crate) fn head(dims: usize, cin: usize, rng: &mut ChaCha8Rng, device: &Device) -> Result<Conv> {
+    Conv::new(
+        cin,
+        1,
+        &vec![1; dims],
+        &vec![1; dims],
+        Init::GlorotUniform,
+        rng,
+        device,
+    )
+}
+
+/// Checks that `x` is `[N, 1, ...]` with `dims` spatial axes, each a multiple of `multiple`.
+pub(crate) fn check_input(
+    op: &'static str,
+    x: &Tensor,
+    dims: usize,
+    multiple: usize,
+) -> Result<()> {
+    let s = x.shape();
+    if s.len() != dims + 2 || s[1] != 1 {
+        return Err(Error::shape(
+            op,
+            format!("input {s:?} must be [N, 1] + {dims} spatial axes"),
+        ));
+    }
+    if s[2..].iter().any(|&n| n == 0 || n % multiple != 0) {
+        return Err(Error::shape(
+            op,
+            format!(
+                "spatial sizes {:?} must be positive multiples of {multiple}",
+                &s[2..]
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Metadata key of the model configuration JSON in model files.
+pub const META_MODEL: &str = "bragg.model";
+/// Metadata key of the preprocessing description.
+pub const META_PREPROCESS: &str = "bragg.preprocess";
+
+/// A model rebuilt from a file.
+pub struct LoadedModel {
+    /// Architecture.
+    pub config: ModelConfig,
+    /// The network with the file's weights.
+    pub model: Box<dyn Module>,
+    /// Every metadata entry of the file.
+    pub metadata: std::collections::HashMap<String, String>,
+}
+
+/// Saves a model's weights with its configuration and preprocessing in the metadata (plus
+/// `extra` entries), atomically.
+pub fn save_model(
+    path: &std::path::Path,
+    model: &dyn Module,
+    config: &ModelConfig,
+    extra: &[(String, String)],
+) -> Result<()> {
+    let mut meta = std::collections::HashMap::new();
+    meta.insert(META_MODEL.to_string(), config.to_json());
+    meta.insert(
+        META_PREPROCESS.to_string(),
+        crate::train::data::PREPROCESS.to_string(),
+    );
+    for (k, v) in extra {
+        meta.insert(k.clone(), v.clone());
+    }
+    crate::nn::io::save_params(path, &model.parameters(), &meta)
+}
+
+/// Loads a model file written by [`save_model`] (or a training checkpoint): rebuilds the
+/// architecture from the metadata and copies the weights.
+pub fn load_model(path: &std::path::Path, device: &Device) -> Result<LoadedModel> {
+    let ckpt = crate::nn::io::load(path, device)?;
+    let json = ckpt.metadata.get(META_MODEL).ok_or_else(|| {
+        Error::data(
+            path,
+            format!("no `{META_MODEL}` metadata: not a bragg model file"),
+        )
+    })?;
+    let config = ModelConfig::from_json(json).map_err(|e| Error::data(path, e.to_string()))?;
+    let model = build(&config, device, 0)?;
+    crate::nn::io::load_into(path, &ckpt, &model.parameters())?;
+    Ok(LoadedModel {
+        config,
+        model,
+        metadata: ckpt.metadata,
+    })
+}
