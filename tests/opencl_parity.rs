@@ -608,10 +608,13 @@ fn conv_tile_selection() {
         (t.tm, t.tn, t.rm, t.rn)
     };
     assert_eq!(t(32, 262144), (32, 256, 8, 8));
-    assert_eq!(t(1, 864), (1, 128, 1, 4));
-    assert_eq!(t(1, 450), (1, 64, 1, 4));
+    assert_eq!(t(1, 864), (1, 128, 1, 2));
+    assert_eq!(t(1, 450), (1, 64, 1, 2));
+    assert_eq!(t(33, 1 << 20), (48, 256, 8, 8));
+    assert_eq!(t(66, 1 << 20), (96, 128, 8, 8));
     assert_eq!(t(16, 1 << 20), (16, 256, 4, 8));
-    assert_eq!(t(48, 1 << 19), (64, 256, 8, 8));
+    assert_eq!(t(48, 1 << 19), (48, 256, 8, 8));
+    assert_eq!(t(64, 1 << 19), (64, 256, 8, 8));
     assert_eq!(t(256, 1 << 19), (128, 128, 8, 8));
     assert_eq!(t(32, 864), (32, 128, 8, 8));
     // A device without room for the shapes keeps its default.

@@ -133,25 +133,29 @@ impl ConvTiles {
         4 * (self.tk * (self.tm + 1) + self.tk * (self.tn + 4) + 4 * self.tn)
     }
 
-    /// The tile shape of `conv_gemm` for an `m x n` output: TM follows M (the next power of two,
-    /// at most 128) so small-M layers (O = 1..32) don't leave most rows of a tile idle, and the
-    /// tile widens along N instead (TN = 256, or 128 when TM = 128); TN shrinks to 128 / 64
-    /// when that pads N by more than ~6%. Register blocks are 8x8 (float4 reads of B from local
-    /// memory) from TM = 32 up, 4x8 / 2x8 for TM = 16 / 8 and 1x4 below. Devices that can't
+    /// The tile shape of `conv_gemm` for an `m x n` output: TM follows M (the smallest of 1, 2,
+    /// 4, 8, 16, 32, 48, 64, 96, 128 that holds it) so small-M layers (O = 1..32) don't leave
+    /// most rows of a tile idle, and the tile widens along N instead (TN = 256, or 128 from
+    /// TM = 96); TN shrinks to 128 / 64 when that pads N by more than ~6%. Register blocks are
+    /// 8x8 (float4 reads of B from local memory) from TM = 32 up, 4x8 / 2x8 for TM = 16 / 8 and
+    /// 1x2 below. Devices that can't
     /// hold a shape (work-group size, local memory) keep the device default `fallback`.
     pub fn for_gemm(m: usize, n: usize, limits: &Limits) -> ConvTiles {
         let fallback = limits.tiles;
         if limits.max_work_group < 256 || limits.local_mem < 24 * 1024 {
             return fallback;
         }
-        let tm = m.max(1).next_power_of_two().min(128);
+        let tm = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128]
+            .into_iter()
+            .find(|&t| t >= m)
+            .unwrap_or(128);
         let (rm, rn) = match tm {
             32.. => (8, 8),
             16 => (4, 8),
             8 => (2, 8),
-            _ => (1, 4),
+            _ => (1, 2),
         };
-        let mut tn = if tm >= 128 { 128 } else { 256 };
+        let mut tn = if tm >= 96 { 128 } else { 256 };
         while tn > 64 && n.div_ceil(tn) * tn * 16 > n * 17 {
             tn /= 2;
         }

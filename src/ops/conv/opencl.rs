@@ -369,7 +369,7 @@ fn backward_data_strided(
 }
 
 /// Gradient with respect to the weights: reduces over batch x output voxels, split over
-/// enough work-group layers (split-K) to give every compute unit ~4 work-groups, then summed.
+/// enough work-group layers (split-K) to fill every compute unit, then summed.
 pub fn backward_weight(
     be: &OpenClBackend,
     x: &ClBuffer,
@@ -399,7 +399,10 @@ pub fn backward_weight(
     };
     let t = gemm.tiles(be, g)?;
     let blocks = m.div_ceil(t.tm) * n.div_ceil(t.tn);
-    let target = 4 * be.limits().compute_units;
+    // Enough work-groups for ~4 per compute unit and ~1024 work-items per compute unit (the
+    // small work-groups of tiny-M layers need many more splits to fill the device).
+    let cu = be.limits().compute_units;
+    let target = (4 * cu).max(cu * 1024 / t.threads().max(1));
     // At least 8 K-slices per split so the partial sums stay a small fraction of the work.
     let max_splits = k.div_ceil(t.tk * 8).clamp(1, 1024);
     let splits = target.div_ceil(blocks).clamp(1, max_splits);
