@@ -199,15 +199,12 @@ impl Gemm<'_> {
     }
 }
 
-fn tables(
-    be: &OpenClBackend,
-    g: &ConvGeometry,
-) -> Result<(
-    Arc<Buffer<i32>>,
-    Arc<Buffer<i32>>,
-    Arc<Buffer<i32>>,
-    Arc<Buffer<i32>>,
-)> {
+/// A cached device index table.
+type Table = Arc<Buffer<i32>>;
+
+/// The forward tables (taps, voxel origins, output offsets, identity), shared with
+/// backward_weight.
+fn tables(be: &OpenClBackend, g: &ConvGeometry) -> Result<(Table, Table, Table, Table)> {
     let iv: usize = g.input.iter().product();
     let p: usize = g.output.iter().product();
     let kv: usize = g.kernel.iter().product();
