@@ -6,7 +6,13 @@
 //   A(m, k) = a[atab[k] + m * a_ms]
 //   B(k, n) = gather(x, ktab[k] + ntab[n]), an int4 (flat offset, z, y, x): the element
 //             x[.x] when (z, y, x) lies inside `dims`, else 0 (zero padding)
-//   C(m, n) -> out[split * split_stride + otab[n] + m * o_ms] (+ bias[m])
+//   C(m, n) -> out[split * split_stride + nb * obs + p + m * o_ms] (+ bias[m])
+//
+// The voxel tables hold one batch item (P voxels, the same for every layer of a given shape);
+// the batch index nb of a voxel index v = nb * P + p is split off with one division per column
+// per work-group (kb = 0: the batch runs along N; x offset nb * xbs), or once per K slice
+// (kb = 1, backward_weight: the batch runs along K; then A(m, k) = a[nb * abs + m * a_ms + p]
+// and C(m, n) -> out[split * split_stride + m * o_ms + n]).
 //
 //   forward:             M = O, N = batch * output voxels, K = C * taps
 //                        (ktab = taps, ntab = output voxel origins)
@@ -58,9 +64,9 @@
 __kernel __attribute__((reqd_work_group_size(NTX, NTY, 1)))
 void conv_gemm(__global const float* a, __global const int* atab, int a_ms,
                __global const float* x, __global const int4* ktab, __global const int4* ntab,
-               __global float* out, __global const int* otab, int o_ms, int split_stride,
-               __global const float* bias, int has_bias, int M, int N, int K, int kchunk,
-               int4 dims) {
+               __global float* out, int o_ms, int split_stride, __global const float* bias,
+               int has_bias, int M, int N, int K, int kchunk, int4 dims, int kb, int P,
+               int xbs, int abs_, int obs) {
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int lid = ty * NTX + tx;
     const int n0 = get_group_id(0) * TN, m0 = get_group_id(1) * TM;
@@ -73,7 +79,17 @@ void conv_gemm(__global const float* a, __global const int* atab, int a_ms,
     __local int4 Cs[TN];
     for (int e = lid; e < TN; e += NT) {
         int n = n0 + e;
-        Cs[e] = n < N ? ntab[n] : NO_COL;
+        int4 c = NO_COL;
+        if (n < N) {
+            if (kb) {
+                c = ntab[n];
+            } else {
+                int nb = n / P;
+                c = ntab[n - nb * P];
+                c.x += nb * xbs;
+            }
+        }
+        Cs[e] = c;
     }
     float acc[RM][RN];
 #pragma unroll
@@ -83,13 +99,29 @@ void conv_gemm(__global const float* a, __global const int* atab, int a_ms,
             acc[i][j] = 0.0f;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int k0 = kbegin; k0 < kend; k0 += TK) {
+        // kb = 1: batch item and voxel of k0 (one division per slice).
+        const int nb0 = kb ? k0 / P : 0;
+        const int p0 = k0 - nb0 * P;
 #pragma unroll
         for (int i = 0; i < (TM * TK + NT - 1) / NT; ++i) {
             int e = lid + i * NT;
             if ((TM * TK) % NT == 0 || e < TM * TK) {
                 int ml = e / TK, kk = e % TK;
                 int m = m0 + ml, k = k0 + kk;
-                As[kk][ml] = (m < M && k < kend) ? a[atab[k] + m * a_ms] : 0.0f;
+                float v = 0.0f;
+                if (m < M && k < kend) {
+                    if (kb) {
+                        int nb = nb0, p = p0 + kk;
+                        while (p >= P) {
+                            p -= P;
+                            ++nb;
+                        }
+                        v = a[nb * abs_ + m * a_ms + p];
+                    } else {
+                        v = a[atab[k] + m * a_ms];
+                    }
+                }
+                As[kk][ml] = v;
             }
         }
 #pragma unroll
@@ -100,7 +132,18 @@ void conv_gemm(__global const float* a, __global const int* atab, int a_ms,
                 int k = k0 + kk;
                 float v = 0.0f;
                 if (k < kend) {
-                    int4 u = ktab[k] + Cs[n];
+                    int4 u = Cs[n];
+                    if (kb) {
+                        int nb = nb0, p = p0 + kk;
+                        while (p >= P) {
+                            p -= P;
+                            ++nb;
+                        }
+                        u += ktab[p];
+                        u.x += nb * xbs;
+                    } else {
+                        u += ktab[k];
+                    }
                     if (INSIDE3(u, dims)) {
                         v = x[u.x];
                     }
@@ -142,7 +185,8 @@ void conv_gemm(__global const float* a, __global const int* atab, int a_ms,
 #pragma unroll
     for (int j = 0; j < RN; ++j) {
         int c = n0 + COLJ(j);
-        oc[j] = c < N ? otab[c] : -1;
+        int nb = kb ? 0 : c / P;
+        oc[j] = c < N ? (kb ? c : nb * obs + c - nb * P) : -1;
     }
 #pragma unroll
     for (int i = 0; i < RM; ++i) {
@@ -165,15 +209,20 @@ void conv_gemm(__global const float* a, __global const int* atab, int a_ms,
 // One column per work-item, SM rows per work-group row (get_group_id(1)); 1-D work-groups.
 __kernel void conv_small_m(__global const float* a, __global const int* atab, int a_ms,
                            __global const float* x, __global const int4* ktab,
-                           __global const int4* ntab, __global float* out,
-                           __global const int* otab, int o_ms, __global const float* bias,
-                           int has_bias, int M, int N, int K, int4 dims) {
+                           __global const int4* ntab, __global float* out, int o_ms,
+                           __global const float* bias, int has_bias, int M, int N, int K,
+                           int4 dims, int P, int xbs, int obs) {
     const int lid = get_local_id(0), wg = get_local_size(0);
     const int n = get_global_id(0);
     const int m0 = get_group_id(1) * SM;
     __local int4 ks[SCH];
     __local float ws[SM][SCH];
-    const int4 c = n < N ? ntab[n] : NO_COL;
+    const int nb = n / P;
+    int4 c = NO_COL;
+    if (n < N) {
+        c = ntab[n - nb * P];
+        c.x += nb * xbs;
+    }
     float acc[SM];
 #pragma unroll
     for (int i = 0; i < SM; ++i)
@@ -201,7 +250,7 @@ __kernel void conv_small_m(__global const float* a, __global const int* atab, in
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (n < N) {
-        const int o = otab[n];
+        const int o = nb * obs + n - nb * P;
 #pragma unroll
         for (int i = 0; i < SM; ++i) {
             int m = m0 + i;

@@ -20,12 +20,10 @@ const SMALL_M: usize = 4;
 
 // Table kinds of the backend's cache.
 const T_TAP: u8 = 10; // (c*IV + tap offset, dz, dy, dx) per (c, tap) over x
-const T_VOX: u8 = 11; // (nb*C*IV + origin offset, z0, y0, x0) per (nb, output voxel)
-const T_OFF: u8 = 12; // nb*O*P + p per (nb, output voxel)
+const T_VOX: u8 = 11; // (origin offset, z0, y0, x0) per output voxel of one batch item
 const T_ID: u8 = 13; // identity over C * taps
-const T_DTAP: u8 = 14; // backward data: flipped taps over gy
-const T_DVOX: u8 = 15; // backward data: (nb*O*P + origin offset, z0, y0, x0) per input voxel
-const T_DOFF: u8 = 16; // backward data: nb*C*IV + v per (nb, input voxel)
+const T_DTAP: u8 = 14; // backward data: taps over gy
+const T_DVOX: u8 = 15; // backward data: (origin offset, z0, y0, x0) per input voxel
 const T_DA: u8 = 17; // backward data: o*C*KV + (KV-1-tap) per (o, tap)
 
 fn flat(dims: [usize; 3], z: i64, y: i64, x: i64) -> i64 {
@@ -60,27 +58,18 @@ fn tap_table(
     t
 }
 
-/// Window origins (batch offset + flat origin, z0, y0, x0) of every (batch, voxel) of a grid
-/// `grid` over a volume `dims` of `channels` channels: origin = voxel * stride - pad.
-fn origin_table(
-    batch: usize,
-    grid: [usize; 3],
-    dims: [usize; 3],
-    channels: usize,
-    stride: [usize; 3],
-    pad: [i64; 3],
-) -> Vec<i32> {
-    let vol: usize = dims.iter().product();
-    let mut t = Vec::with_capacity(batch * grid.iter().product::<usize>() * 4);
-    for nb in 0..batch {
-        let base = (nb * channels * vol) as i64;
+/// Window origins (flat origin, z0, y0, x0) of every voxel of a grid `grid` over a volume
+/// `dims` (one batch item): origin = voxel * stride - pad.
+fn origin_table(grid: [usize; 3], dims: [usize; 3], stride: [usize; 3], pad: [i64; 3]) -> Vec<i32> {
+    let mut t = Vec::with_capacity(grid.iter().product::<usize>() * 4);
+    {
         for oz in 0..grid[0] {
             let z = (oz * stride[0]) as i64 - pad[0];
             for oy in 0..grid[1] {
                 let y = (oy * stride[1]) as i64 - pad[1];
                 for ox in 0..grid[2] {
                     let x = (ox * stride[2]) as i64 - pad[2];
-                    let off = base + flat(dims, z, y, x);
+                    let off = flat(dims, z, y, x);
                     t.extend_from_slice(&[off as i32, z as i32, y as i32, x as i32]);
                 }
             }
@@ -89,19 +78,10 @@ fn origin_table(
     t
 }
 
-/// nb * channels * vol + v for every (batch, voxel).
-fn offset_table(batch: usize, channels: usize, vol: usize) -> Vec<i32> {
-    (0..batch)
-        .flat_map(|nb| (0..vol).map(move |v| (nb * channels * vol + v) as i32))
-        .collect()
-}
-
 fn check(g: &ConvGeometry, op: &str) -> Result<()> {
     i32_len(g.input_len(), op)?;
     i32_len(g.output_len(), op)?;
     i32_len(g.weight_len(), op)?;
-    i32_len(g.batch * g.output.iter().product::<usize>() * 4, op)?;
-    i32_len(g.batch * g.input.iter().product::<usize>() * 4, op)?;
     Ok(())
 }
 
@@ -117,11 +97,18 @@ struct Gemm<'a> {
     x: &'a ClBuffer,
     ktab: &'a Buffer<i32>,
     ntab: &'a Buffer<i32>,
-    otab: &'a Buffer<i32>,
     o_ms: usize,
     bias: Option<&'a ClBuffer>,
     /// Dimensions of the gathered volume.
     dims: [usize; 3],
+    /// The batch runs along K (backward_weight) rather than N.
+    kb: bool,
+    /// Voxels per batch item along the batched axis.
+    p: usize,
+    /// Batch strides of x, of a (kb) and of the output (not kb).
+    xbs: usize,
+    abs: usize,
+    obs: usize,
 }
 
 impl Gemm<'_> {
@@ -136,7 +123,7 @@ impl Gemm<'_> {
     ) -> Result<()> {
         let op = "conv";
         let (m, n, k) = (self.m, self.n, self.k);
-        if splits == 1 && m <= SMALL_M {
+        if splits == 1 && m <= SMALL_M && !self.kb {
             let wg = be.limits().wg1.min(256);
             return be.launch(
                 Family::Conv,
@@ -149,7 +136,6 @@ impl Gemm<'_> {
                     Arg::Mem(self.ktab.get()),
                     Arg::Mem(self.ntab.get()),
                     Arg::Buf(out),
-                    Arg::Mem(self.otab.get()),
                     Arg::I32(i32_len(self.o_ms, op)?),
                     Arg::Buf(self.bias.unwrap_or(self.a)),
                     Arg::I32(self.bias.is_some() as i32),
@@ -157,6 +143,9 @@ impl Gemm<'_> {
                     Arg::I32(i32_len(n, op)?),
                     Arg::I32(i32_len(k, op)?),
                     Arg::Int4(int4(self.dims, 0)),
+                    Arg::I32(i32_len(self.p.max(1), op)?),
+                    Arg::I32(i32_len(self.xbs, op)?),
+                    Arg::I32(i32_len(self.obs, op)?),
                 ],
                 &[n, m.div_ceil(SMALL_M)],
                 Some(&[wg, 1]),
@@ -177,7 +166,6 @@ impl Gemm<'_> {
                 Arg::Mem(self.ktab.get()),
                 Arg::Mem(self.ntab.get()),
                 Arg::Buf(out),
-                Arg::Mem(self.otab.get()),
                 Arg::I32(i32_len(self.o_ms, op)?),
                 Arg::I32(i32_len(m * n, op)?),
                 Arg::Buf(self.bias.unwrap_or(self.a)),
@@ -187,6 +175,11 @@ impl Gemm<'_> {
                 Arg::I32(i32_len(k, op)?),
                 Arg::I32(i32_len(kchunk.max(1), op)?),
                 Arg::Int4(int4(self.dims, 0)),
+                Arg::I32(self.kb as i32),
+                Arg::I32(i32_len(self.p.max(1), op)?),
+                Arg::I32(i32_len(self.xbs, op)?),
+                Arg::I32(i32_len(self.abs, op)?),
+                Arg::I32(i32_len(self.obs, op)?),
             ],
             &[n.div_ceil(t.tn) * ntx, m.div_ceil(t.tm) * nty, splits],
             Some(&[ntx, nty, 1]),
@@ -202,20 +195,15 @@ impl Gemm<'_> {
 /// A cached device index table.
 type Table = Arc<Buffer<i32>>;
 
-/// The forward tables (taps, voxel origins, output offsets, identity), shared with
-/// backward_weight.
-fn tables(be: &OpenClBackend, g: &ConvGeometry) -> Result<(Table, Table, Table, Table)> {
+/// The forward tables (taps, voxel origins, identity), shared with backward_weight.
+fn tables(be: &OpenClBackend, g: &ConvGeometry) -> Result<(Table, Table, Table)> {
     let iv: usize = g.input.iter().product();
-    let p: usize = g.output.iter().product();
     let kv: usize = g.kernel.iter().product();
     let pad = g.pad_before.map(|v| v as i64);
     let tap = be.table(T_TAP, g, || tap_table(g, g.in_channels, iv, g.input))?;
-    let vox = be.table(T_VOX, g, || {
-        origin_table(g.batch, g.output, g.input, g.in_channels, g.stride, pad)
-    })?;
-    let off = be.table(T_OFF, g, || offset_table(g.batch, g.out_channels, p))?;
+    let vox = be.table(T_VOX, g, || origin_table(g.output, g.input, g.stride, pad))?;
     let id = be.table(T_ID, g, || (0..(g.in_channels * kv) as i32).collect())?;
-    Ok((tap, vox, off, id))
+    Ok((tap, vox, id))
 }
 
 /// `y = w * x + b`.
@@ -230,7 +218,8 @@ pub fn forward(
     let p: usize = g.output.iter().product();
     let kv: usize = g.kernel.iter().product();
     let y = be.alloc(g.output_len())?;
-    let (tap, vox, off, id) = tables(be, g)?;
+    let iv: usize = g.input.iter().product();
+    let (tap, vox, id) = tables(be, g)?;
     Gemm {
         kind: 0,
         m: g.out_channels,
@@ -242,10 +231,14 @@ pub fn forward(
         x,
         ktab: &tap,
         ntab: &vox,
-        otab: &off,
         o_ms: p,
         bias,
         dims: g.input,
+        kb: false,
+        p,
+        xbs: g.in_channels * iv,
+        abs: 0,
+        obs: g.out_channels * p,
     }
     .run(be, g, &y, 1)?;
     Ok(y)
@@ -274,9 +267,8 @@ pub fn backward_data(
         ((g.kernel[i] - 1) * g.dilation[i]) as i64 - g.pad_before[i] as i64
     });
     let vox = be.table(T_DVOX, g, || {
-        origin_table(g.batch, g.input, g.output, o, [1; 3], mirrored)
+        origin_table(g.input, g.output, [1; 3], mirrored)
     })?;
-    let off = be.table(T_DOFF, g, || offset_table(g.batch, c, iv))?;
     let atab = be.table(T_DA, g, || {
         (0..o)
             .flat_map(|oc| (0..kv).map(move |t| (oc * c * kv + kv - 1 - t) as i32))
@@ -293,10 +285,14 @@ pub fn backward_data(
         x: gy,
         ktab: &tap,
         ntab: &vox,
-        otab: &off,
         o_ms: iv,
         bias: None,
         dims: g.output,
+        kb: false,
+        p: iv,
+        xbs: o * p,
+        abs: 0,
+        obs: c * iv,
     }
     .run(be, g, &gx, 1)?;
     Ok(gx)
@@ -377,22 +373,27 @@ pub fn backward_weight(
     let p: usize = g.output.iter().product();
     let kv: usize = g.kernel.iter().product();
     let (m, n, k) = (g.out_channels, g.in_channels * kv, g.batch * p);
-    let (tap, vox, off, id) = tables(be, g)?;
+    let iv: usize = g.input.iter().product();
+    let (tap, vox, id) = tables(be, g)?;
     let gemm = Gemm {
         kind: 2,
         m,
         n,
         k,
         a: gy,
-        atab: &off,
+        atab: &id,
         a_ms: p,
         x,
         ktab: &vox,
         ntab: &tap,
-        otab: &id,
         o_ms: n,
         bias: None,
         dims: g.input,
+        kb: true,
+        p,
+        xbs: g.in_channels * iv,
+        abs: m * p,
+        obs: 0,
     };
     let t = gemm.tiles(be, g)?;
     let blocks = m.div_ceil(t.tm) * n.div_ceil(t.tn);
