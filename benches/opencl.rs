@@ -4,6 +4,8 @@
 //! Throughput: for convolutions criterion's "elem/s" is FLOP/s (2 x multiply-adds; backward
 //! counts both gradients, 2x the forward); for pool/upsample its "B/s" is bytes read + written.
 //! Without an OpenCL device the bench prints a message and measures nothing.
+//! Each conv case also prints one line `name: forward .. ms .. GFLOP/s | backward .. | fwd+bwd ..`
+//! (median of 20 runs) in the format of `scripts/bench_torch_gpu.py`, which runs the same cases.
 //! `BRAGG_BENCH_SMALL=1` shrinks every case (batch 1, 16^3 / 64^2) for quick runs.
 //!
 //! Run: `cargo bench --bench opencl`
@@ -52,15 +54,47 @@ fn conv_cases(small: bool) -> Vec<(String, ConvGeometry)> {
     } else {
         (8, 32, 32, 128)
     };
+    // (name, batch, C, O, input, kernel, dilation)
+    let mut push = |n: usize, c: usize, o: usize, input: [usize; 3], k: [usize; 3], d: usize| {
+        let dims = if input[0] == 1 {
+            format!("{}^2", input[1])
+        } else {
+            format!("{}^3", input[0])
+        };
+        let kk = k[2];
+        let dil = if input[0] == 1 { [1, d, d] } else { [d; 3] };
+        let name = format!(
+            "conv{}d_n{n}_{c}to{o}_{dims}_k{kk}_d{d}",
+            if input[0] == 1 { 2 } else { 3 }
+        );
+        let g = ConvGeometry::same("bench", n, c, o, input, k, dil, [1; 3]).expect("geometry");
+        v.push((name, g));
+    };
     for dil in [1usize, 4] {
-        let g = ConvGeometry::same("bench", n3, 32, 32, [s3; 3], [3; 3], [dil; 3], [1; 3])
-            .expect("geometry");
-        v.push((format!("conv3d_n{n3}_32to32_{s3}^3_k3_d{dil}"), g));
+        push(n3, 32, 32, [s3; 3], [3; 3], dil);
     }
-    let g = ConvGeometry::same("bench", n2, 48, 48, [1, s2, s2], [1, 3, 3], [1; 3], [1; 3])
-        .expect("geometry");
-    v.push((format!("conv2d_n{n2}_48to48_{s2}^2_k3"), g));
+    push(n2, 48, 48, [1, s2, s2], [1, 3, 3], 1);
+    push(n2, 1, 48, [1, s2, s2], [1, 3, 3], 1);
+    // An MSD-Net layer (many channels in, one out, strongly dilated) and a 3-D patch-model layer.
+    push(n2, 50, 1, [1, s2, s2], [1, 3, 3], 10);
+    let (np, sp) = if small { (2, 16) } else { (32, 16) };
+    push(np, 33, 16, [sp; 3], [2; 3], 3);
     v
+}
+
+/// Median seconds of `f` over `reps` runs after two warm-up runs.
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    f();
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = std::time::Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(|a, b| a.total_cmp(b));
+    t[reps / 2]
 }
 
 fn bench(c: &mut Criterion) {
@@ -75,6 +109,28 @@ fn bench(c: &mut Criterion) {
             let b = fill(&dev, g.out_channels);
             let gy = fill(&dev, g.output_len());
             let flops = g.forward_flops() as u64;
+            let reps = if small { 5 } else { 20 };
+            let fwd = time(reps, || {
+                be.conv_forward(&x, &w, Some(&b), &g).expect("forward");
+                be.synchronize().expect("sync");
+            });
+            let bwd = time(reps, || {
+                be.conv_backward_data(&gy, &w, &g).expect("backward data");
+                be.conv_backward_weight(&x, &gy, &g)
+                    .expect("backward weight");
+                be.synchronize().expect("sync");
+            });
+            let f = flops as f64;
+            println!(
+                "{case}: forward {:.3} ms {:.0} GFLOP/s | backward {:.3} ms {:.0} GFLOP/s | \
+                 fwd+bwd {:.3} ms {:.0} GFLOP/s",
+                fwd * 1e3,
+                f / fwd / 1e9,
+                bwd * 1e3,
+                2.0 * f / bwd / 1e9,
+                (fwd + bwd) * 1e3,
+                3.0 * f / (fwd + bwd) / 1e9
+            );
             let mut group = c.benchmark_group(format!("opencl/{case}"));
             group.throughput(Throughput::Elements(flops));
             group.bench_function(BenchmarkId::new("forward_flops", &name), |bch| {

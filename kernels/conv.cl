@@ -1,18 +1,34 @@
-// Convolutions (cross-correlation, NCDHW, weights [O, C, kD, kH, kW], 2-D = depth 1) as tiled
-// implicit GEMMs. Each work-group computes a TM x TN tile of C = A * B, stepping through K in
-// slices of TK that are staged in local memory; each work-item accumulates an RM x RN register
-// block (rows ty + i*TM/RM, columns tx + j*TN/RN, so neighbouring work-items touch neighbouring
-// addresses). B is never materialised: its elements are gathered on the fly ("implicit im2col")
-// with per-k offset tables computed on the host.
+// Convolutions (cross-correlation, NCDHW, weights [O, C, kD, kH, kW], 2-D = depth 1) as
+// implicit GEMMs C[m][n] = sum_k A(m, k) * B(k, n). Nothing is materialised: every operand is
+// addressed through small host-built tables (cached per geometry), so the kernels do no
+// integer division:
 //
-//   forward:          M = O, N = batch * output voxels, K = C * kernel volume
-//   backward_data:    M = C, N = batch * input voxels,  K = O * kernel volume (the transposed
-//                     GEMM: an input voxel gathers the outputs whose window covers it, honouring
-//                     stride divisibility)
-//   backward_weight:  M = O, N = C * kernel volume,     K = batch * output voxels, split over
-//                     the third grid dimension (split-K) and summed by `sum_splits`.
+//   A(m, k) = a[atab[k] + m * a_ms]
+//   B(k, n) = gather(x, ktab[k] + ntab[n]), an int4 (flat offset, z, y, x): the element
+//             x[.x] when (z, y, x) lies inside `dims`, else 0 (zero padding)
+//   C(m, n) -> out[split * split_stride + nb * obs + p + m * o_ms] (+ bias[m])
 //
-// TM, TN, TK, RM, RN are set per device by the host (-D options).
+// The voxel tables hold one batch item (P voxels, the same for every layer of a given shape);
+// the batch index nb of a voxel index v = nb * P + p is split off with one division per column
+// per work-group (kb = 0: the batch runs along N; x offset nb * xbs), or once per K slice
+// (kb = 1, backward_weight: the batch runs along K; then A(m, k) = a[nb * abs + m * a_ms + p]
+// and C(m, n) -> out[split * split_stride + m * o_ms + n]).
+//
+//   forward:             M = O, N = batch * output voxels, K = C * taps
+//                        (ktab = taps, ntab = output voxel origins)
+//   backward_data (s=1): the forward GEMM over gy with the flipped, transposed kernel and
+//                        mirrored padding: M = C, N = batch * input voxels, K = O * taps
+//   backward_weight:     M = O, N = C * taps, K = batch * output voxels, split over the third
+//                        grid dimension (split-K) and summed by `sum_splits`
+//                        (ktab = output voxel origins, ntab = taps: the forward tables swapped)
+//
+// conv_gemm: each work-group computes a TM x TN tile, stepping through K in slices of TK
+// staged in local memory; each work-item accumulates an RM x RN register block (rows
+// ty + i*NTY; columns in float4 groups (tx + g*NTX)*4 + q when RN % 4 == 0, read from local
+// memory as float4, else tx + j*NTX). TM, TN, TK, RM, RN are chosen per layer by the host (one
+// program per tile shape, -D options).
+// conv_small_m: for M <= 4 (O = 1, 2 MSD output layers, C = 1 backward_data) one work-item per
+// column keeps all M accumulators; taps and weights are staged in local memory in chunks.
 
 #ifndef TM
 #define TM 64
@@ -32,16 +48,227 @@
 #define NTX (TN / RN)
 #define NTY (TM / RM)
 #define NT (NTX * NTY)
+#define BSTRIDE (TN + 4)
+
+#define INSIDE3(u, d) \
+    ((uint)(u).y < (uint)(d).x && (uint)(u).z < (uint)(d).y && (uint)(u).w < (uint)(d).z)
+// A column origin that no tap brings inside the volume (columns past N).
+#define NO_COL ((int4)(0, -0x20000000, 0, 0))
+
+#if RN % 4 == 0
+#define COLJ(j) ((tx + ((j) / 4) * NTX) * 4 + ((j) % 4))
+#else
+#define COLJ(j) (tx + (j) * NTX)
+#endif
+
+__kernel __attribute__((reqd_work_group_size(NTX, NTY, 1)))
+void conv_gemm(__global const float* a, __global const int* atab, int a_ms,
+               __global const float* x, __global const int4* ktab, __global const int4* ntab,
+               __global float* out, int o_ms, int split_stride, __global const float* bias,
+               int has_bias, int M, int N, int K, int kchunk, int4 dims, int kb, int P,
+               int xbs, int abs_, int obs) {
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int lid = ty * NTX + tx;
+    const int n0 = get_group_id(0) * TN, m0 = get_group_id(1) * TM;
+    const int split = get_group_id(2);
+    const int kbegin = split * kchunk;
+    const int kend = min(kbegin + kchunk, K);
+    __local float As[TK][TM + 1];
+    __local float4 Bs4[TK * BSTRIDE / 4];
+    __local float* Bs = (__local float*)Bs4;
+    __local int4 Cs[TN];
+    for (int e = lid; e < TN; e += NT) {
+        int n = n0 + e;
+        int4 c = NO_COL;
+        if (n < N) {
+            if (kb) {
+                c = ntab[n];
+            } else {
+                int nb = n / P;
+                c = ntab[n - nb * P];
+                c.x += nb * xbs;
+            }
+        }
+        Cs[e] = c;
+    }
+    float acc[RM][RN];
+#pragma unroll
+    for (int i = 0; i < RM; ++i)
+#pragma unroll
+        for (int j = 0; j < RN; ++j)
+            acc[i][j] = 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k0 = kbegin; k0 < kend; k0 += TK) {
+        // kb = 1: batch item and voxel of k0 (one division per slice).
+        const int nb0 = kb ? k0 / P : 0;
+        const int p0 = k0 - nb0 * P;
+#pragma unroll
+        for (int i = 0; i < (TM * TK + NT - 1) / NT; ++i) {
+            int e = lid + i * NT;
+            if ((TM * TK) % NT == 0 || e < TM * TK) {
+                int ml = e / TK, kk = e % TK;
+                int m = m0 + ml, k = k0 + kk;
+                float v = 0.0f;
+                if (m < M && k < kend) {
+                    if (kb) {
+                        int nb = nb0, p = p0 + kk;
+                        while (p >= P) {
+                            p -= P;
+                            ++nb;
+                        }
+                        v = a[nb * abs_ + m * a_ms + p];
+                    } else {
+                        v = a[atab[k] + m * a_ms];
+                    }
+                }
+                As[kk][ml] = v;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < (TK * TN + NT - 1) / NT; ++i) {
+            int e = lid + i * NT;
+            if ((TK * TN) % NT == 0 || e < TK * TN) {
+                int kk = e / TN, n = e % TN;
+                int k = k0 + kk;
+                float v = 0.0f;
+                if (k < kend) {
+                    int4 u = Cs[n];
+                    if (kb) {
+                        int nb = nb0, p = p0 + kk;
+                        while (p >= P) {
+                            p -= P;
+                            ++nb;
+                        }
+                        u += ktab[p];
+                        u.x += nb * xbs;
+                    } else {
+                        u += ktab[k];
+                    }
+                    if (INSIDE3(u, dims)) {
+                        v = x[u.x];
+                    }
+                }
+                Bs[kk * BSTRIDE + n] = v;
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+        for (int kk = 0; kk < TK; ++kk) {
+            float av[RM], bv[RN];
+#pragma unroll
+            for (int i = 0; i < RM; ++i)
+                av[i] = As[kk][ty + i * NTY];
+#if RN % 4 == 0
+#pragma unroll
+            for (int g = 0; g < RN / 4; ++g) {
+                float4 t = Bs4[(kk * BSTRIDE) / 4 + tx + g * NTX];
+                bv[4 * g] = t.x;
+                bv[4 * g + 1] = t.y;
+                bv[4 * g + 2] = t.z;
+                bv[4 * g + 3] = t.w;
+            }
+#else
+#pragma unroll
+            for (int j = 0; j < RN; ++j)
+                bv[j] = Bs[kk * BSTRIDE + tx + j * NTX];
+#endif
+#pragma unroll
+            for (int i = 0; i < RM; ++i)
+#pragma unroll
+                for (int j = 0; j < RN; ++j)
+                    acc[i][j] = mad(av[i], bv[j], acc[i][j]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    out += split * split_stride;
+    int oc[RN];
+#pragma unroll
+    for (int j = 0; j < RN; ++j) {
+        int c = n0 + COLJ(j);
+        int nb = kb ? 0 : c / P;
+        oc[j] = c < N ? (kb ? c : nb * obs + c - nb * P) : -1;
+    }
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+        int m = m0 + ty + i * NTY;
+        if (m < M) {
+            float b0 = has_bias ? bias[m] : 0.0f;
+#pragma unroll
+            for (int j = 0; j < RN; ++j) {
+                if (oc[j] >= 0) {
+                    out[oc[j] + m * o_ms] = acc[i][j] + b0;
+                }
+            }
+        }
+    }
+}
+
+#define SM 4
+#define SCH 128
+
+// One column per work-item, SM rows per work-group row (get_group_id(1)); 1-D work-groups.
+__kernel void conv_small_m(__global const float* a, __global const int* atab, int a_ms,
+                           __global const float* x, __global const int4* ktab,
+                           __global const int4* ntab, __global float* out, int o_ms,
+                           __global const float* bias, int has_bias, int M, int N, int K,
+                           int4 dims, int P, int xbs, int obs) {
+    const int lid = get_local_id(0), wg = get_local_size(0);
+    const int n = get_global_id(0);
+    const int m0 = get_group_id(1) * SM;
+    __local int4 ks[SCH];
+    __local float ws[SM][SCH];
+    const int nb = n / P;
+    int4 c = NO_COL;
+    if (n < N) {
+        c = ntab[n - nb * P];
+        c.x += nb * xbs;
+    }
+    float acc[SM];
+#pragma unroll
+    for (int i = 0; i < SM; ++i)
+        acc[i] = 0.0f;
+    for (int k0 = 0; k0 < K; k0 += SCH) {
+        for (int e = lid; e < SCH; e += wg) {
+            int k = k0 + e;
+            ks[e] = k < K ? ktab[k] : NO_COL;
+        }
+        for (int e = lid; e < SM * SCH; e += wg) {
+            int mm = e / SCH, kk = e % SCH;
+            int m = m0 + mm, k = k0 + kk;
+            ws[mm][kk] = (m < M && k < K) ? a[atab[k] + m * a_ms] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const int kn = min(SCH, K - k0);
+#pragma unroll 4
+        for (int kk = 0; kk < kn; ++kk) {
+            int4 u = ks[kk] + c;
+            float v = INSIDE3(u, dims) ? x[u.x] : 0.0f;
+#pragma unroll
+            for (int i = 0; i < SM; ++i)
+                acc[i] = mad(ws[i][kk], v, acc[i]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (n < N) {
+        const int o = nb * obs + n - nb * P;
+#pragma unroll
+        for (int i = 0; i < SM; ++i) {
+            int m = m0 + i;
+            if (m < M) {
+                out[o + m * o_ms] = acc[i] + (has_bias ? bias[m] : 0.0f);
+            }
+        }
+    }
+}
+
+// ---- Strided backward_data (stride > 1): the transposed GEMM with divisibility tests, on the
+// device's default tiles (its load mapping needs NT % TK == 0 and NT % TN == 0).
 
 #define INSIDE(v, n) ((uint)(v) < (uint)(n))
 
 // Gather helpers (defined below the kernels).
-float load_fwd(__global const float* xb, int4 t, int bz, int by, int bx, int4 in_dims);
 float load_bwd_data(__global const float* gb, int4 t, int bz, int by, int bx, int4 out_dims,
                     int4 stride);
-float load_bwd_w_a(__global const float* gy, int m, int k, int M, int P);
-float load_bwd_w_b(__global const float* x, int4 t, int k, int CIV, int4 in_dims, int4 out_dims,
-                   int4 stride, int4 pad);
 
 // The shared GEMM main loop. Expects A_AT(m, k), B_AT(k), COL_OK, KBEGIN, KEND and M in scope.
 #define GEMM_MAIN_LOOP                                                                        \
@@ -83,63 +310,6 @@ float load_bwd_w_b(__global const float* x, int4 t, int k, int CIV, int4 in_dims
     const int n0 = get_group_id(0) * TN, m0 = get_group_id(1) * TM;                          \
     const int a_kk = lid % TK, a_m = lid / TK;                                                \
     const int b_n = lid % TN, b_kk = lid / TN;
-
-// in_dims = (ID, IH, IW, C), out_dims = (OD, OH, OW, P = OD*OH*OW);
-// ktab[k] = (c * ID*IH*IW, a*dil_d, b*dil_h, e*dil_w) for k = (c, a, b, e).
-__kernel __attribute__((reqd_work_group_size(NTX, NTY, 1)))
-void conv_forward(__global const float* x, __global const float* w,
-                  __global const float* bias, __global float* y,
-                  __global const int4* ktab, int has_bias, int M, int N, int K,
-                  int4 in_dims, int4 out_dims, int4 stride, int4 pad) {
-    GEMM_IDS
-    const int P = out_dims.w;
-    const int IV = in_dims.x * in_dims.y * in_dims.z;
-    const int col = n0 + b_n;
-    const bool col_ok = col < N;
-    const int nb = col / P;
-    const int p = col - nb * P;
-    const int ohw = out_dims.y * out_dims.z;
-    const int oz = p / ohw;
-    const int r = p - oz * ohw;
-    const int oy = r / out_dims.z;
-    const int ox = r - oy * out_dims.z;
-    const int bz = oz * stride.x - pad.x, by = oy * stride.y - pad.y, bx = ox * stride.z - pad.z;
-    __global const float* xb = x + (col_ok ? nb * in_dims.w * IV : 0);
-
-#define COL_OK col_ok
-#define KBEGIN 0
-#define KEND K
-#define A_AT(m, k) w[(m) * K + (k)]
-#define B_AT(k) load_fwd(xb, ktab[k], bz, by, bx, in_dims)
-    GEMM_MAIN_LOOP
-#undef COL_OK
-#undef KBEGIN
-#undef KEND
-#undef A_AT
-#undef B_AT
-
-    for (int i = 0; i < RM; ++i) {
-        int m = m0 + ty + i * NTY;
-        if (m >= M) {
-            continue;
-        }
-        float b0 = has_bias ? bias[m] : 0.0f;
-        for (int j = 0; j < RN; ++j) {
-            int c = n0 + tx + j * NTX;
-            if (c < N) {
-                int cb = c / P;
-                y[(cb * M + m) * P + (c - cb * P)] = acc[i][j] + b0;
-            }
-        }
-    }
-}
-
-float load_fwd(__global const float* xb, int4 t, int bz, int by, int bx, int4 in_dims) {
-    int z = bz + t.y, yy = by + t.z, xx = bx + t.w;
-    return (INSIDE(z, in_dims.x) && INSIDE(yy, in_dims.y) && INSIDE(xx, in_dims.z))
-               ? xb[t.x + (z * in_dims.y + yy) * in_dims.z + xx]
-               : 0.0f;
-}
 
 // in_dims = (ID, IH, IW, O), out_dims = (OD, OH, OW, P); ktab[k] = (o * P, a*dil_d, b*dil_h,
 // e*dil_w) and atab[k] = o*C*KV + kv for k = (o, kv).
@@ -203,73 +373,6 @@ float load_bwd_data(__global const float* gb, int4 t, int bz, int by, int bx,
         return 0.0f;
     }
     return gb[t.x + (oz * out_dims.y + oy) * out_dims.z + ox];
-}
-
-// in_dims = (ID, IH, IW, C), out_dims = (OD, OH, OW, P); ktab[col] = (c * IV, a*dil_d, b*dil_h,
-// e*dil_w) for the weight column col = (c, a, b, e). Writes split `get_group_id(2)` of the
-// partial sums to out[split][M][N].
-__kernel __attribute__((reqd_work_group_size(NTX, NTY, 1)))
-void conv_backward_weight(__global const float* x, __global const float* gy,
-                          __global float* out, __global const int4* ktab, int M, int N, int K,
-                          int kchunk, int4 in_dims, int4 out_dims, int4 stride, int4 pad) {
-    GEMM_IDS
-    const int P = out_dims.w;
-    const int IV = in_dims.x * in_dims.y * in_dims.z;
-    const int col = n0 + b_n;
-    const bool col_ok = col < N;
-    const int4 t = col_ok ? ktab[col] : (int4)(0, 0, 0, 0);
-    const int split = get_group_id(2);
-    const int kbegin = split * kchunk;
-    const int kend = min(kbegin + kchunk, K);
-    const int CIV = in_dims.w * IV;
-
-#define COL_OK col_ok
-#define KBEGIN kbegin
-#define KEND kend
-#define A_AT(m, k) load_bwd_w_a(gy, m, k, M, P)
-#define B_AT(k) load_bwd_w_b(x, t, k, CIV, in_dims, out_dims, stride, pad)
-    GEMM_MAIN_LOOP
-#undef COL_OK
-#undef KBEGIN
-#undef KEND
-#undef A_AT
-#undef B_AT
-
-    for (int i = 0; i < RM; ++i) {
-        int m = m0 + ty + i * NTY;
-        if (m >= M) {
-            continue;
-        }
-        for (int j = 0; j < RN; ++j) {
-            int c = n0 + tx + j * NTX;
-            if (c < N) {
-                out[(split * M + m) * N + c] = acc[i][j];
-            }
-        }
-    }
-}
-
-float load_bwd_w_a(__global const float* gy, int m, int k, int M, int P) {
-    int nb = k / P;
-    return gy[(nb * M + m) * P + (k - nb * P)];
-}
-
-float load_bwd_w_b(__global const float* x, int4 t, int k, int CIV, int4 in_dims,
-                          int4 out_dims, int4 stride, int4 pad) {
-    int P = out_dims.w;
-    int nb = k / P;
-    int p = k - nb * P;
-    int ohw = out_dims.y * out_dims.z;
-    int oz = p / ohw;
-    int r = p - oz * ohw;
-    int oy = r / out_dims.z;
-    int ox = r - oy * out_dims.z;
-    int z = oz * stride.x - pad.x + t.y;
-    int yy = oy * stride.y - pad.y + t.z;
-    int xx = ox * stride.z - pad.z + t.w;
-    return (INSIDE(z, in_dims.x) && INSIDE(yy, in_dims.y) && INSIDE(xx, in_dims.z))
-               ? x[nb * CIV + t.x + (z * in_dims.y + yy) * in_dims.z + xx]
-               : 0.0f;
 }
 
 // out[i] = sum over splits of part[s * n + i].

@@ -26,7 +26,7 @@ def case(name, n, c, o, spatial, k, dil):
     conv = torch.nn.functional.conv3d if len(spatial) == 3 else torch.nn.functional.conv2d
     x = torch.randn(n, c, *spatial, device=dev, requires_grad=True)
     w = torch.randn(o, c, *([k] * len(spatial)), device=dev, requires_grad=True)
-    pad = dil * (k - 1) // 2
+    pad = "same"
     y = conv(x, w, padding=pad, dilation=dil)
     g = torch.randn_like(y)
     flops = 2.0 * y.numel() * c * k ** len(spatial)
@@ -46,4 +46,8 @@ case("conv3d_n8_32to32_32^3_k3_d1", 8, 32, 32, (32, 32, 32), 3, 1)
 case("conv3d_n8_32to32_32^3_k3_d4", 8, 32, 32, (32, 32, 32), 3, 4)
 case("conv2d_n32_48to48_128^2_k3_d1", 32, 48, 48, (128, 128), 3, 1)
 case("conv2d_n32_1to48_128^2_k3_d1", 32, 1, 48, (128, 128), 3, 1)
+# An MSD-Net layer (50 channels in, 1 out, dilation 10) and a 3-D patch-model layer (k2, dilation 3;
+# "same" with an even kernel pads the extra element at the end, as bragg does).
+case("conv2d_n32_50to1_128^2_k3_d10", 32, 50, 1, (128, 128), 3, 10)
+case("conv3d_n32_33to16_16^3_k2_d3", 32, 33, 16, (16, 16, 16), 2, 3)
 sys.stdout.flush()

@@ -246,11 +246,38 @@ fn geometry(c: &ConvCase) -> ConvGeometry {
     }
 }
 
+/// Cases for the per-layer tile shapes: O = 1 / 2 (MSD output layers, the small-M kernel and
+/// 1-row tiles of backward_weight), C = 1 (small-M backward_data), large C, M not a multiple
+/// of the tile (O = 5, 20, 48, 66, 130), wide images (TN = 256), dilated 2-D and 3-D k2.
+const CONV_TILE_CASES: [ConvCase; 12] = [
+    (2, 50, 1, [1, 40, 37], [1, 3, 3], 10, 1, true),
+    (2, 20, 2, [1, 33, 35], [1, 3, 3], 3, 1, true),
+    (2, 1, 16, [1, 36, 30], [1, 3, 3], 1, 1, true),
+    (1, 1, 1, [1, 20, 21], [1, 3, 3], 2, 1, true),
+    (1, 100, 3, [1, 24, 24], [1, 3, 3], 5, 1, true),
+    (2, 7, 5, [1, 30, 31], [1, 3, 3], 1, 1, true),
+    (1, 9, 20, [1, 34, 33], [1, 3, 3], 2, 1, true),
+    (1, 12, 48, [1, 20, 26], [1, 3, 3], 1, 1, true),
+    (1, 6, 130, [1, 11, 12], [1, 3, 3], 1, 1, true),
+    (2, 33, 16, [6, 7, 8], [2, 2, 2], 3, 1, true),
+    (1, 4, 66, [5, 6, 7], [3, 3, 3], 1, 1, false),
+    (1, 3, 2, [9, 8, 10], [2, 2, 2], 2, 2, true),
+];
+
 #[test]
 fn conv_primitives() {
+    conv_parity(&CONV_CASES);
+}
+
+#[test]
+fn conv_tile_shapes() {
+    conv_parity(&CONV_TILE_CASES);
+}
+
+fn conv_parity(cases: &[ConvCase]) {
     let Some(gpu) = ocl() else { return };
     let cpu = Device::cpu();
-    for (ci, case) in CONV_CASES.iter().enumerate() {
+    for (ci, case) in cases.iter().enumerate() {
         let g = geometry(case);
         let seed = 10 * ci as u64;
         let x = rand_vec(g.input_len(), seed, -1.0, 1.0);
@@ -554,4 +581,47 @@ fn device_specs() {
     assert!(Device::from_spec("opencl:0")
         .unwrap()
         .same(&Device::opencl(0).unwrap()));
+}
+
+#[test]
+fn conv_tile_selection() {
+    use bragg::backend::opencl::{ConvTiles, Limits};
+    let default = ConvTiles {
+        tm: 64,
+        tn: 64,
+        tk: 16,
+        rm: 4,
+        rn: 4,
+    };
+    let gpu = Limits {
+        max_work_group: 1024,
+        local_mem: 48 * 1024,
+        compute_units: 132,
+        wg1: 256,
+        tiles: default,
+    };
+    let t = |m: usize, n: usize| {
+        let t = ConvTiles::for_gemm(m, n, &gpu);
+        assert!(t.threads() <= 1024 && t.local_bytes() <= 48 * 1024, "{t:?}");
+        assert_eq!(t.tm % t.rm, 0);
+        assert_eq!(t.tn % t.rn, 0);
+        (t.tm, t.tn, t.rm, t.rn)
+    };
+    assert_eq!(t(32, 262144), (32, 256, 8, 8));
+    assert_eq!(t(1, 864), (1, 128, 1, 2));
+    assert_eq!(t(1, 450), (1, 64, 1, 2));
+    assert_eq!(t(33, 1 << 20), (48, 256, 8, 8));
+    assert_eq!(t(66, 1 << 20), (96, 128, 8, 8));
+    assert_eq!(t(16, 1 << 20), (16, 256, 4, 8));
+    assert_eq!(t(48, 1 << 19), (48, 256, 8, 8));
+    assert_eq!(t(64, 1 << 19), (64, 256, 8, 8));
+    assert_eq!(t(256, 1 << 19), (128, 128, 8, 8));
+    assert_eq!(t(32, 864), (32, 128, 8, 8));
+    // A device without room for the shapes keeps its default.
+    let small = Limits {
+        max_work_group: 128,
+        local_mem: 16 * 1024,
+        ..gpu
+    };
+    assert_eq!(ConvTiles::for_gemm(32, 1 << 20, &small), default);
 }

@@ -106,8 +106,9 @@ pub enum Arg<'a> {
     Local(usize),
 }
 
-/// Tile sizes of the implicit-GEMM convolution kernels, chosen per device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Tile sizes of the implicit-GEMM convolution kernels: the device default (`Limits::tiles`)
+/// and the per-layer shapes of [`ConvTiles::for_gemm`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConvTiles {
     /// Rows (output channels) per work-group tile.
     pub tm: usize,
@@ -125,6 +126,51 @@ impl ConvTiles {
     /// Work-items per work-group.
     pub fn threads(&self) -> usize {
         (self.tm / self.rm) * (self.tn / self.rn)
+    }
+
+    /// Bytes of local memory `conv_gemm` declares with these tiles.
+    pub fn local_bytes(&self) -> usize {
+        4 * (self.tk * (self.tm + 1) + self.tk * (self.tn + 4) + 4 * self.tn)
+    }
+
+    /// The tile shape of `conv_gemm` for an `m x n` output: TM follows M (the smallest of 1, 2,
+    /// 4, 8, 16, 32, 48, 64, 96, 128 that holds it) so small-M layers (O = 1..32) don't leave
+    /// most rows of a tile idle, and the tile widens along N instead (TN = 256, or 128 from
+    /// TM = 96); TN shrinks to 128 / 64 when that pads N by more than ~6%. Register blocks are
+    /// 8x8 (float4 reads of B from local memory) from TM = 32 up, 4x8 / 2x8 for TM = 16 / 8 and
+    /// 1x2 below. Devices that can't
+    /// hold a shape (work-group size, local memory) keep the device default `fallback`.
+    pub fn for_gemm(m: usize, n: usize, limits: &Limits) -> ConvTiles {
+        let fallback = limits.tiles;
+        if limits.max_work_group < 256 || limits.local_mem < 24 * 1024 {
+            return fallback;
+        }
+        let tm = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128]
+            .into_iter()
+            .find(|&t| t >= m)
+            .unwrap_or(128);
+        let (rm, rn) = match tm {
+            32.. => (8, 8),
+            16 => (4, 8),
+            8 => (2, 8),
+            _ => (1, 2),
+        };
+        let mut tn = if tm >= 96 { 128 } else { 256 };
+        while tn > 64 && n.div_ceil(tn) * tn * 16 > n * 17 {
+            tn /= 2;
+        }
+        let t = ConvTiles {
+            tm,
+            tn,
+            tk: 16,
+            rm,
+            rn,
+        };
+        if t.threads() > limits.max_work_group || t.local_bytes() > limits.local_mem {
+            fallback
+        } else {
+            t
+        }
     }
 }
 
@@ -154,9 +200,10 @@ pub struct OpenClBackend {
     context: Arc<Context>,
     queue: CommandQueue,
     limits: Limits,
-    programs: Mutex<HashMap<Family, Arc<Program>>>,
-    kernels: Mutex<HashMap<(Family, &'static str), Kernel>>,
+    programs: Mutex<HashMap<(Family, ConvTiles), Arc<Program>>>,
+    kernels: Mutex<HashMap<(Family, ConvTiles, &'static str), Kernel>>,
     tables: Mutex<TableCache>,
+    plans: Mutex<HashMap<(u8, ConvGeometry), ConvTiles>>,
     pool: Arc<pool::Pool>,
 }
 
@@ -250,6 +297,7 @@ impl OpenClBackend {
             programs: Mutex::new(HashMap::new()),
             kernels: Mutex::new(HashMap::new()),
             tables: Mutex::new(HashMap::new()),
+            plans: Mutex::new(HashMap::new()),
             pool,
         })
     }
@@ -283,14 +331,33 @@ impl OpenClBackend {
         cl_error(what, &self.device_name, code)
     }
 
-    /// The compiled program of a family, built on first use.
-    fn program(&self, family: Family) -> Result<Arc<Program>> {
+    /// The conv tile shape for a GEMM of kind `kind` (0 forward, 1 backward data, 2 backward
+    /// weight) of geometry `g`, chosen once per geometry by `choose` and cached.
+    pub(crate) fn conv_plan(
+        &self,
+        kind: u8,
+        g: &ConvGeometry,
+        choose: impl FnOnce(&Limits) -> ConvTiles,
+    ) -> Result<ConvTiles> {
+        let mut plans = self.plans.lock().map_err(|_| poisoned())?;
+        if let Some(t) = plans.get(&(kind, *g)) {
+            return Ok(*t);
+        }
+        let t = choose(&self.limits);
+        if plans.len() > 1024 {
+            plans.clear();
+        }
+        plans.insert((kind, *g), t);
+        Ok(t)
+    }
+
+    /// The compiled program of a family with the conv tile options `t`, built on first use.
+    fn program(&self, family: Family, t: ConvTiles) -> Result<Arc<Program>> {
         let mut progs = self.programs.lock().map_err(|_| poisoned())?;
-        if let Some(p) = progs.get(&family) {
+        if let Some(p) = progs.get(&(family, t)) {
             return Ok(p.clone());
         }
         let (file, src) = family.source();
-        let t = self.limits.tiles;
         let options = format!(
             "-cl-std=CL1.2 -cl-mad-enable -DTM={} -DTN={} -DTK={} -DRM={} -DRN={}",
             t.tm, t.tn, t.tk, t.rm, t.rn
@@ -307,7 +374,7 @@ impl OpenClBackend {
             )));
         }
         let p = Arc::new(program);
-        progs.insert(family, p.clone());
+        progs.insert((family, t), p.clone());
         Ok(p)
     }
 
@@ -358,12 +425,25 @@ impl OpenClBackend {
         global: &[usize],
         local: Option<&[usize]>,
     ) -> Result<()> {
+        self.launch_tiled(family, self.limits.tiles, name, args, global, local)
+    }
+
+    /// [`OpenClBackend::launch`] from the program compiled with the conv tiles `tiles`.
+    pub fn launch_tiled(
+        &self,
+        family: Family,
+        tiles: ConvTiles,
+        name: &'static str,
+        args: &[Arg<'_>],
+        global: &[usize],
+        local: Option<&[usize]>,
+    ) -> Result<()> {
         if global.contains(&0) {
             return Ok(());
         }
-        let program = self.program(family)?;
+        let program = self.program(family, tiles)?;
         let mut kernels = self.kernels.lock().map_err(|_| poisoned())?;
-        let kernel = match kernels.entry((family, name)) {
+        let kernel = match kernels.entry((family, tiles, name)) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 let k = Kernel::create(&program, name).map_err(|c| {
