@@ -3,6 +3,7 @@
 // ping-ponging between two buffers; `ns` is the product of the radices already applied.
 // Pass j reads v[r] = src[j + r*n/R] (r < R), twiddles it by exp(sign*i*2*pi*r*(j%ns)/(ns*R)),
 // takes the length-R DFT and writes dst[(j/ns)*ns*R + j%ns + q*ns] (q < R), times `scale`.
+// `count` = outer * (n/R) * inner work-items do work; the global size may be rounded up past it.
 
 inline float2 cmul(float2 a, float2 b) {
     return (float2)(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
@@ -10,8 +11,9 @@ inline float2 cmul(float2 a, float2 b) {
 
 #define FFT_PASS(R)                                                                          \
 __kernel void fft_pass_##R(__global const float2* src, __global float2* dst, uint n,         \
-                           uint inner, uint ns, float sign, float scale) {                   \
+                           uint inner, uint ns, float sign, float scale, uint count) {   \
     const size_t gid = get_global_id(0);                                                     \
+    if (gid >= count) return;                                                                \
     const uint m = n / R;                                                                    \
     const uint ii = (uint)(gid % inner);                                                     \
     const size_t t = gid / inner;                                                            \

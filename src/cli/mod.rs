@@ -53,7 +53,7 @@ impl Cli {
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn run() -> crate::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    match &cli.command {
         Command::Info => {
             println!(
                 "bragg {} ({} CPU threads)",
@@ -62,7 +62,7 @@ pub fn run() -> crate::Result<()> {
             );
             Ok(())
         }
-        Command::Phase(args) => phase::run(&args),
+        Command::Phase(args) => phase::run(args, &cli.device()?),
         Command::Compare(args) => compare::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Devices => devices::run(cli.device.as_deref()),
