@@ -117,8 +117,14 @@ impl DevicePhaser {
     /// Enqueues one cycle of `algorithm` (no host transfer, no wait).
     pub fn cycle(&self, algorithm: Algorithm) -> Result<()> {
         let be = &*self.be;
-        self.plan
-            .execute(be, &self.rho, &self.psi, &self.tmp, Direction::Forward, false)?;
+        self.plan.execute(
+            be,
+            &self.rho,
+            &self.psi,
+            &self.tmp,
+            Direction::Forward,
+            false,
+        )?;
         be.launch1(
             Family::Phasing,
             "fourier_projection",
@@ -132,14 +138,16 @@ impl DevicePhaser {
             ],
             self.n,
         )?;
-        let proj =
-            match self
-                .plan
-                .process_ping_pong(be, &self.psi, &self.tmp, Direction::Inverse, false)?
-            {
-                Landing::First => &self.psi,
-                Landing::Second => &self.tmp,
-            };
+        let proj = match self.plan.process_ping_pong(
+            be,
+            &self.psi,
+            &self.tmp,
+            Direction::Inverse,
+            false,
+        )? {
+            Landing::First => &self.psi,
+            Landing::Second => &self.tmp,
+        };
         let code = match algorithm {
             Algorithm::Er => 0,
             Algorithm::Hio => 1,
@@ -168,8 +176,14 @@ impl DevicePhaser {
     /// Poisson LLK sums of the current iterate (reads back 4 floats per work-group).
     pub fn llk(&self) -> Result<LlkSums> {
         let be = &*self.be;
-        self.plan
-            .execute(be, &self.rho, &self.psi, &self.tmp, Direction::Forward, false)?;
+        self.plan.execute(
+            be,
+            &self.rho,
+            &self.psi,
+            &self.tmp,
+            Direction::Forward,
+            false,
+        )?;
         be.launch(
             Family::Phasing,
             "poisson_llk_partial",
@@ -201,7 +215,11 @@ impl DevicePhaser {
         be.launch1(
             Family::Phasing,
             "modulus",
-            &[Arg::Buf(&self.rho), Arg::Buf(&self.amp), Arg::I32(self.n_i32)],
+            &[
+                Arg::Buf(&self.rho),
+                Arg::Buf(&self.amp),
+                Arg::I32(self.n_i32),
+            ],
             self.n,
         )?;
         let v = be.read(&self.amp)?;

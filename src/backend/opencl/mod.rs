@@ -520,7 +520,10 @@ impl OpenClBackend {
     /// [`OpenClBackend::upload_bytes`].
     pub fn read_bytes(&self, b: &ClBuffer, len: usize) -> Result<Vec<u8>> {
         let words = self.read(b)?;
-        let mut out: Vec<u8> = words.iter().flat_map(|w| w.to_bits().to_le_bytes()).collect();
+        let mut out: Vec<u8> = words
+            .iter()
+            .flat_map(|w| w.to_bits().to_le_bytes())
+            .collect();
         if out.len() < len {
             return Err(Error::OpenCl(format!(
                 "read_bytes: {len} bytes from a buffer of {} f32",
