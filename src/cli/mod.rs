@@ -63,8 +63,8 @@ pub fn run() -> crate::Result<()> {
             Ok(())
         }
         Command::Phase(args) => phase::run(args, &cli.device()?),
-        Command::Compare(args) => compare::run(&args),
-        Command::Simulate(args) => simulate::run(&args),
+        Command::Compare(args) => compare::run(args),
+        Command::Simulate(args) => simulate::run(args),
         Command::Devices => devices::run(cli.device.as_deref()),
     }
 }

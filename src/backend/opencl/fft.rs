@@ -90,7 +90,8 @@ impl ClFftPlan {
                     "shape",
                     format!(
                         "size {n} (axis {axis} of {shape:?}) has a prime factor above 7; the \
-                         OpenCL FFT supports sizes 2^a 3^b 5^c 7^d"
+                         OpenCL FFT supports sizes 2^a 3^b 5^c 7^d (the CPU, `--device cpu`, \
+                         takes any size)"
                     ),
                 )
             })?;
@@ -246,7 +247,7 @@ impl ClFftPlan {
             let first = if p % 2 == 1 { 0 } else { 1 };
             return self.enqueue(be, src, [dst, scratch], first, direction, scaled);
         }
-        if p % 2 == 0 {
+        if p.is_multiple_of(2) {
             // In place, even: data -> scratch -> data ...
             return self.enqueue(be, src, [scratch, dst], 0, direction, scaled);
         }
