@@ -223,7 +223,9 @@ impl DevicePhaser {
             self.n,
         )?;
         let v = be.read(&self.amp)?;
-        out.copy_from_slice(&v[..out.len().min(v.len())]);
+        for (o, a) in out.iter_mut().zip(&v) {
+            *o = *a;
+        }
         Ok(())
     }
 
