@@ -6,9 +6,11 @@
 #define FREE 2
 
 // Observed pixels get amplitude sqrt(iobs) (or the calculated one clamped to
-// sqrt(iobs) +- half when half > 0), keeping their phase; others keep theirs; all times scale.
+// sqrt(iobs) +- half_width when half_width > 0), keeping their phase; others keep theirs;
+// everything is finally multiplied by scale.
 __kernel void fourier_projection(__global float2* psi, __global const float* iobs,
-                                 __global const uchar* mask, float scale, float half, uint n) {
+                                 __global const uchar* mask, float scale, float half_width,
+                                 uint n) {
     const size_t i = get_global_id(0);
     if (i >= n) return;
     float2 p = psi[i];
@@ -18,7 +20,8 @@ __kernel void fourier_projection(__global float2* psi, __global const float* iob
     }
     const float a = sqrt(fmax(iobs[i], 0.0f));
     const float calc = hypot(p.x, p.y);
-    const float target = half > 0.0f ? clamp(calc, fmax(a - half, 0.0f), a + half) : a;
+    const float target =
+        half_width > 0.0f ? clamp(calc, fmax(a - half_width, 0.0f), a + half_width) : a;
     if (calc > 1e-30f) {
         psi[i] = p * (scale * target / calc);
     } else {
@@ -86,4 +89,10 @@ __kernel void poisson_llk_partial(__global const float2* psi, __global const flo
         out[4 * g + 2] = scratch[0].z;
         out[4 * g + 3] = scratch[0].w;
     }
+}
+
+// out[i] = |rho[i]| (the shrink-wrap input).
+__kernel void modulus(__global const float2* rho, __global float* out, uint n) {
+    const size_t i = get_global_id(0);
+    if (i < n) out[i] = hypot(rho[i].x, rho[i].y);
 }

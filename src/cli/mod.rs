@@ -84,7 +84,7 @@ pub fn run() -> crate::Result<()> {
         Command::Eval(args) => eval::run(&args, &device_from(spec)?),
         Command::Inpaint(args) => inpaint::run(&args, &device_from(spec)?),
         Command::Demo(args) => demo::run(&args, &device_from(spec)?),
-        Command::Phase(args) => phase::run(&args),
+        Command::Phase(args) => phase::run(&args, &device_from(spec)?),
         Command::Compare(args) => compare::run(&args),
         Command::Devices => devices::run(spec),
     }

@@ -242,8 +242,8 @@ pub fn write_npz_atomic(
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-/// Runs `bragg phase`.
-pub fn run(args: &PhaseArgs) -> Result<()> {
+/// Runs `bragg phase` with the cycles on `device` (see [`phasing::phase_on`]).
+pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
     let t0 = std::time::Instant::now();
     let chain = Chain::parse(&args.algorithm)?;
     let path = &args.input;
@@ -308,7 +308,7 @@ pub fn run(args: &PhaseArgs) -> Result<()> {
     )
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
     .progress_chars("=> ");
-    let runs = phasing::phase(&problem, &options, &start, &mut |r, done, _| {
+    let runs = phasing::phase_on(&problem, &options, &start, device, &mut |r, done, _| {
         if bar.as_ref().map(|b| b.0) != Some(r) {
             if let Some((_, b)) = bar.take() {
                 b.finish();

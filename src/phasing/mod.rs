@@ -17,9 +17,17 @@
 //! `llk = 2/n * sum(calc - obs + obs ln(obs/calc))` over the observed pixels (~1 for a perfect
 //! model of Poisson data, ~0 for noiseless data); `free_llk` is the same over ~5% of the pixels,
 //! withheld in small islands and left free by the projection.
+//!
+//! # Devices
+//! [`Phaser::on_device`] / [`phase_on`] run the cycles on an OpenCL device ([`opencl`]): the
+//! data, iterate, support and work waves live in device buffers and a cycle makes no host
+//! transfer; the starting object and the autocorrelation support are computed on the host as on
+//! the CPU, shrink-wrap downloads `|rho|` every period and uploads the new support, and the object
+//! comes back when the run ends. On the CPU device the code path is the native one.
 
 pub mod chain;
 pub mod kernels;
+pub mod opencl;
 pub mod post;
 pub mod support;
 
@@ -29,7 +37,7 @@ pub use post::{align, Aligned, Comparison};
 pub use support::{ShrinkWrap, ThresholdMethod};
 
 use crate::fft::{ifftshift, Direction, FftPlan};
-use crate::{Error, Result};
+use crate::{Device, Error, Result};
 use ndarray::{ArrayD, IxDyn};
 use num_complex::Complex32;
 use rand::{Rng, SeedableRng};
@@ -219,6 +227,7 @@ pub struct Phaser {
     initial_support: Vec<u8>,
     sw: support::ShrinkWrapBuffers,
     options: Options,
+    device: Option<Box<opencl::DevicePhaser>>,
 }
 
 impl Phaser {
@@ -283,7 +292,40 @@ impl Phaser {
             initial_support,
             sw: support::ShrinkWrapBuffers::new(n),
             options: options.clone(),
+            device: None,
         })
+    }
+
+    /// Like [`Phaser::new`], running the cycles on `device`: the native code on the CPU, the
+    /// [`opencl`] kernels on an OpenCL device (shapes must then have no prime factor above 7).
+    pub fn on_device(problem: &Problem, options: &Options, device: &Device) -> Result<Self> {
+        let mut p = Phaser::new(problem, options)?;
+        if let Some(be) = device.opencl_backend() {
+            p.device = Some(Box::new(opencl::DevicePhaser::new(
+                be,
+                &p.shape,
+                &p.iobs,
+                &p.mask,
+                &p.support,
+                options.confidence,
+                options.beta,
+            )?));
+        }
+        Ok(p)
+    }
+
+    /// The OpenCL device the cycles run on (`None`: the CPU).
+    pub fn device_name(&self) -> Option<&str> {
+        self.device.as_ref().map(|d| d.device_name())
+    }
+
+    /// Brings the iterate back from the device (a no-op on the CPU), so that
+    /// [`Phaser::object`] is current. [`Phaser::run`] does it at the end of each run.
+    pub fn sync(&mut self) -> Result<()> {
+        if let Some(d) = &self.device {
+            d.object(&mut self.rho)?;
+        }
+        Ok(())
     }
 
     /// The array shape.
@@ -296,7 +338,8 @@ impl Phaser {
         &self.mask
     }
 
-    /// The current iterate (FFT-layout real space: the object around index 0).
+    /// The current iterate (FFT-layout real space: the object around index 0). On an OpenCL
+    /// device, as of the last [`Phaser::sync`] (or the end of the last run).
     pub fn object(&self) -> &[Complex32] {
         &self.rho
     }
@@ -370,6 +413,10 @@ impl Phaser {
             .zip(psi.par_iter())
             .zip(sup.par_iter())
             .for_each(|((r, &p), &s)| *r = if s != 0 { p } else { Complex32::default() });
+        if let Some(d) = &mut self.device {
+            d.set_object(&self.rho)?;
+            d.set_support(&self.support)?;
+        }
         Ok(())
     }
 
@@ -382,8 +429,12 @@ impl Phaser {
         self.psi = post::roll(&self.psi, &self.shape, &shift);
     }
 
-    /// One cycle: FFT, Fourier-magnitude projection, inverse FFT, real-space update.
-    pub fn cycle(&mut self, algorithm: Algorithm) {
+    /// One cycle: FFT, Fourier-magnitude projection, inverse FFT, real-space update. On an
+    /// OpenCL device the cycle is only enqueued; errors are the device's.
+    pub fn cycle(&mut self, algorithm: Algorithm) -> Result<()> {
+        if let Some(d) = &self.device {
+            return d.cycle(algorithm);
+        }
         let n = self.rho.len();
         kernels::copy(&self.rho, &mut self.psi);
         self.plan
@@ -404,26 +455,46 @@ impl Phaser {
             algorithm,
             self.options.beta,
         );
+        Ok(())
     }
 
     /// Poisson LLK sums of the current iterate.
-    pub fn llk(&mut self) -> LlkSums {
+    pub fn llk(&mut self) -> Result<LlkSums> {
+        if let Some(d) = &self.device {
+            return d.llk();
+        }
         kernels::copy(&self.rho, &mut self.psi);
         self.plan
             .process_unscaled(&mut self.psi, Direction::Forward);
-        kernels::poisson_llk(&self.psi, &self.iobs, &self.mask)
+        Ok(kernels::poisson_llk(&self.psi, &self.iobs, &self.mask))
     }
 
-    /// One shrink-wrap update of the support from the current iterate.
-    pub fn shrink_wrap(&mut self, sigma: f32) -> support::ShrinkWrapOutcome {
-        support::shrink_wrap(
+    /// One shrink-wrap update of the support from the current iterate. On an OpenCL device
+    /// `|rho|` is downloaded, blurred and thresholded on the host, and the support uploaded when
+    /// the update is accepted.
+    pub fn shrink_wrap(&mut self, sigma: f32) -> Result<support::ShrinkWrapOutcome> {
+        if let Some(d) = &mut self.device {
+            d.modulus(self.sw.amplitude_mut())?;
+            let out = support::shrink_wrap_from_modulus(
+                &mut self.support,
+                &self.shape,
+                &self.options.shrink_wrap,
+                sigma,
+                &mut self.sw,
+            );
+            if out.accepted {
+                d.set_support(&self.support)?;
+            }
+            return Ok(out);
+        }
+        Ok(support::shrink_wrap(
             &self.rho,
             &mut self.support,
             &self.shape,
             &self.options.shrink_wrap,
             sigma,
             &mut self.sw,
-        )
+        ))
     }
 
     /// Number of shrink-wrap updates the chain performs (explicit `Sup` plus automatic ones).
@@ -471,17 +542,24 @@ impl Phaser {
         let mut sw_done = 0usize;
         for (algorithm, sup) in plan {
             if let Some(a) = algorithm {
-                self.cycle(a);
+                self.cycle(a)?;
                 done += 1;
+                if let Some(d) = &self.device {
+                    // Keep the progress report within a few cycles of the device.
+                    if done.is_multiple_of(8) {
+                        d.finish()?;
+                    }
+                }
                 progress(done, total);
             }
             if sup {
                 let sigma = self.options.shrink_wrap.sigma(sw_done, total_sw);
-                self.shrink_wrap(sigma);
+                self.shrink_wrap(sigma)?;
                 sw_done += 1;
             }
         }
-        let sums = self.llk();
+        let sums = self.llk()?;
+        self.sync()?;
         let shape = IxDyn(&self.shape);
         Ok(Run {
             index,
@@ -504,16 +582,29 @@ fn kernels_copy_u8(src: &[u8], dst: &mut [u8]) {
 /// best `options.keep` by free LLK (LLK without free pixels), and post-processes them: centred,
 /// phase ramp and offset removed, and each aligned on the best one (translation, twin, ramp,
 /// global phase). `progress(run, done, total)` reports the cycles. Returns best first.
+/// Runs on the CPU; see [`phase_on`].
 pub fn phase(
     problem: &Problem,
     options: &Options,
     start: &Start,
     progress: &mut dyn FnMut(usize, usize, usize),
 ) -> Result<Vec<Run>> {
+    phase_on(problem, options, start, &Device::cpu(), progress)
+}
+
+/// [`phase`] with the cycles on `device` (see [`Phaser::on_device`]); the post-processing runs on
+/// the host.
+pub fn phase_on(
+    problem: &Problem,
+    options: &Options,
+    start: &Start,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize, usize),
+) -> Result<Vec<Run>> {
     if options.runs == 0 || options.keep == 0 {
         return Err(Error::arg("phasing", "runs/keep", "must be >= 1"));
     }
-    let mut phaser = Phaser::new(problem, options)?;
+    let mut phaser = Phaser::on_device(problem, options, device)?;
     let mut runs = Vec::with_capacity(options.runs);
     for r in 0..options.runs {
         let seed = derive_seed(options.seed, r as u64);

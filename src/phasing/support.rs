@@ -70,6 +70,11 @@ pub struct ShrinkWrapBuffers {
 }
 
 impl ShrinkWrapBuffers {
+    /// The modulus buffer that [`shrink_wrap_from_modulus`] starts from.
+    pub fn amplitude_mut(&mut self) -> &mut [f32] {
+        &mut self.amp
+    }
+
     /// Buffers for arrays of `n` elements.
     pub fn new(n: usize) -> Self {
         ShrinkWrapBuffers {
@@ -102,6 +107,18 @@ pub fn shrink_wrap(
     buf: &mut ShrinkWrapBuffers,
 ) -> ShrinkWrapOutcome {
     kernels::modulus(rho, &mut buf.amp);
+    shrink_wrap_from_modulus(support, shape, params, sigma, buf)
+}
+
+/// [`shrink_wrap`] from `|rho|` already in `buf` ([`ShrinkWrapBuffers::amplitude_mut`]), e.g.
+/// downloaded from a device.
+pub fn shrink_wrap_from_modulus(
+    support: &mut [u8],
+    shape: &[usize],
+    params: &ShrinkWrap,
+    sigma: f32,
+    buf: &mut ShrinkWrapBuffers,
+) -> ShrinkWrapOutcome {
     kernels::gaussian_kernel(sigma, &mut buf.kernel);
     kernels::gaussian_blur(&mut buf.amp, &mut buf.tmp, shape, &buf.kernel);
     let (max, rms) = kernels::max_and_rms_in_support(&buf.amp, support);

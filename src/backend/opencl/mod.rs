@@ -6,6 +6,7 @@
 //! provides what they share: [`ClBuffer`], [`OpenClBackend::launch`] and the device limits.
 
 mod devices;
+pub mod fft;
 mod pool;
 
 pub(crate) use devices::{enumerate as devices_enumerate, is_gpu as device_is_gpu};
@@ -53,6 +54,10 @@ pub enum Family {
     Optim,
     /// f16 -> f32 conversion.
     Half,
+    /// Mixed-radix Stockham FFT passes.
+    Fft,
+    /// Element-wise pieces of a phase-retrieval cycle.
+    Phasing,
 }
 
 impl Family {
@@ -83,6 +88,11 @@ impl Family {
                 include_str!("../../../kernels/optim.cl"),
             ),
             Family::Half => ("kernels/half.cl", include_str!("../../../kernels/half.cl")),
+            Family::Fft => ("kernels/fft.cl", include_str!("../../../kernels/fft.cl")),
+            Family::Phasing => (
+                "kernels/phasing.cl",
+                include_str!("../../../kernels/phasing.cl"),
+            ),
         }
     }
 }
@@ -542,6 +552,87 @@ impl OpenClBackend {
             .map_err(|c| self.err("filling a buffer", c.0))?;
         }
         Ok(b)
+    }
+
+    /// Uploads bytes (masks, supports) into a new pooled buffer of `ceil(len / 4)` f32 holding
+    /// them in order, for kernels that read it as `uchar*`.
+    pub fn upload_bytes(&self, data: &[u8]) -> Result<ClBuffer> {
+        let words: Vec<f32> = data
+            .chunks(4)
+            .map(|c| {
+                let mut w = [0u8; 4];
+                w[..c.len()].copy_from_slice(c);
+                f32::from_bits(u32::from_le_bytes(w))
+            })
+            .collect();
+        self.upload_slice(&words)
+    }
+
+    /// Overwrites the start of `b` with `data` (bytes), as [`OpenClBackend::upload_bytes`] lays
+    /// them out.
+    pub fn write_bytes(&self, b: &mut ClBuffer, data: &[u8]) -> Result<()> {
+        if data.len().div_ceil(4) > b.len() {
+            return Err(Error::OpenCl(format!(
+                "write_bytes: {} bytes into a buffer of {} f32",
+                data.len(),
+                b.len()
+            )));
+        }
+        let words: Vec<f32> = data
+            .chunks(4)
+            .map(|c| {
+                let mut w = [0u8; 4];
+                w[..c.len()].copy_from_slice(c);
+                f32::from_bits(u32::from_le_bytes(w))
+            })
+            .collect();
+        if !words.is_empty() {
+            unsafe {
+                self.queue
+                    .enqueue_write_buffer(b.buffer_mut(), CL_BLOCKING, 0, &words, &[])
+            }
+            .map_err(|c| self.err("uploading bytes", c.0))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the first `len` bytes of a buffer written by byte kernels or
+    /// [`OpenClBackend::upload_bytes`].
+    pub fn read_bytes(&self, b: &ClBuffer, len: usize) -> Result<Vec<u8>> {
+        let words = self.read(b)?;
+        let mut out: Vec<u8> = words
+            .iter()
+            .flat_map(|w| w.to_bits().to_le_bytes())
+            .collect();
+        if out.len() < len {
+            return Err(Error::OpenCl(format!(
+                "read_bytes: {len} bytes from a buffer of {} f32",
+                b.len()
+            )));
+        }
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// Reads the first `len` f32 of a buffer.
+    pub fn read_prefix(&self, b: &ClBuffer, len: usize) -> Result<Vec<f32>> {
+        let len = len.min(b.len());
+        let mut out = vec![0.0f32; len];
+        if len > 0 {
+            unsafe {
+                self.queue
+                    .enqueue_read_buffer(b.buffer(), CL_BLOCKING, 0, &mut out, &[])
+            }
+            .map_err(|c| self.err("downloading", c.0))?;
+        }
+        Ok(out)
+    }
+
+    /// Waits until every enqueued command has finished.
+    pub fn finish(&self) -> Result<()> {
+        self.queue
+            .finish()
+            .map_err(|c| self.err("finishing the queue", c.0))
     }
 
     /// Uploads f16 host data and converts it to f32 on the device with `vload_half` (works on
