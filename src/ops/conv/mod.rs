@@ -5,8 +5,8 @@
 //! deep-learning framework's "convolution": `y[o, p] = b[o] + sum_{c,k} w[o, c, k] x[c, p*s + k*d - pad]`.
 
 pub mod cpu;
-pub mod opencl;
 pub(crate) mod im2col;
+pub mod opencl;
 pub mod reference;
 
 use crate::{Error, Result};
