@@ -13,24 +13,31 @@ fn planes_per_task(in_plane: usize) -> usize {
     (16384 / in_plane.max(1)).max(1)
 }
 
+/// Whether `v` replaces the running max `b`: larger, or NaN over a number (NaN wins so that it
+/// propagates instead of hiding). Non-short-circuit operators keep the loops branch-free.
+#[inline(always)]
+fn better(v: f32, b: f32) -> bool {
+    (v > b) | (v.is_nan() & !b.is_nan())
+}
+
 /// One output row: `best[c]` / `slot[c]` updated with the input row `line` (`c*ww + e`) for
 /// window elements `s0 + e`.
 #[inline(always)]
 fn update_row(best: &mut [f32], slot: &mut [f32], line: &[f32], ww: usize, s0: usize) {
+    let n = best.len();
+    let (slot, line) = (&mut slot[..n], &line[..n * ww]);
     if ww == 2 {
-        let s1 = (s0 + 1) as f32;
-        let s0 = s0 as f32;
-        for ((b, sl), pair) in best
-            .iter_mut()
-            .zip(slot.iter_mut())
-            .zip(line.chunks_exact(2))
-        {
-            for (v, s) in [(pair[0], s0), (pair[1], s1)] {
-                // NaN wins so that it propagates instead of hiding.
-                let take = v > *b || (v.is_nan() && !b.is_nan());
-                *b = if take { v } else { *b };
-                *sl = if take { s } else { *sl };
-            }
+        let (s0, s1) = (s0 as f32, (s0 + 1) as f32);
+        for c in 0..n {
+            let (mut b, mut sl) = (best[c], slot[c]);
+            let v = line[2 * c];
+            let take = better(v, b);
+            b = if take { v } else { b };
+            sl = if take { s0 } else { sl };
+            let v = line[2 * c + 1];
+            let take = better(v, b);
+            best[c] = if take { v } else { b };
+            slot[c] = if take { s1 } else { sl };
         }
         return;
     }
@@ -38,7 +45,7 @@ fn update_row(best: &mut [f32], slot: &mut [f32], line: &[f32], ww: usize, s0: u
         let s = (s0 + e) as f32;
         for (c, (b, sl)) in best.iter_mut().zip(slot.iter_mut()).enumerate() {
             let v = line[c * ww + e];
-            let take = v > *b || (v.is_nan() && !b.is_nan());
+            let take = better(v, *b);
             *b = if take { v } else { *b };
             *sl = if take { s } else { *sl };
         }
@@ -52,8 +59,8 @@ pub fn forward(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<f32>) {
     let [wd, wh, ww] = g.window;
     let in_plane = id * ih * iw;
     let out_plane = (od * oh * ow).max(1);
-    let mut y = vec![f32::NEG_INFINITY; g.output_len()];
-    let mut arg = vec![0.0f32; g.output_len()];
+    let mut y = crate::ops::alloc::zeroed(g.output_len());
+    let mut arg = crate::ops::alloc::zeroed(g.output_len());
     let ppt = planes_per_task(in_plane);
     y.par_chunks_mut(out_plane * ppt)
         .zip(arg.par_chunks_mut(out_plane * ppt))
@@ -70,6 +77,7 @@ pub fn forward(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<f32>) {
                     for r in 0..oh {
                         let o = (z * oh + r) * ow;
                         let (best, slot) = (&mut yp[o..o + ow], &mut ap[o..o + ow]);
+                        best.fill(f32::NEG_INFINITY);
                         for a in 0..wd {
                             for b in 0..wh {
                                 let row = ((z * wd + a) * ih + r * wh + b) * iw;
@@ -91,7 +99,7 @@ pub fn backward(gy: &[f32], argmax: &[f32], g: &PoolGeometry) -> Vec<f32> {
     let [wd, wh, ww] = g.window;
     let in_plane = (id * ih * iw).max(1);
     let out_plane = od * oh * ow;
-    let mut gx = vec![0.0f32; g.input_len()];
+    let mut gx = crate::ops::alloc::zeroed(g.input_len());
     let ppt = planes_per_task(in_plane);
     gx.par_chunks_mut(in_plane * ppt)
         .enumerate()
