@@ -2,6 +2,7 @@
 //! (`mod.rs`), its CPU code (`cpu.rs`) and, for the OpenCL backend, its launcher.
 //! The differentiable tensor-level API over these primitives lives in [`crate::tensor`].
 
+pub(crate) mod alloc;
 pub mod conv;
 pub mod copy;
 pub mod elementwise;
