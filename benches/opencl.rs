@@ -8,7 +8,7 @@
 //! (median of 20 runs) in the format of `scripts/bench_torch_gpu.py`, which runs the same cases.
 //! `BRAGG_BENCH_SMALL=1` shrinks every case (batch 1, 16^3 / 64^2) for quick runs.
 //!
-//! Run: `cargo bench --bench opencl`
+//! Run: `cargo bench --bench opencl` (`BRAGG_DEVICE=opencl:N` to bench one device only)
 
 use bragg::backend::opencl::list_devices;
 use bragg::ops::conv::ConvGeometry;
@@ -23,6 +23,11 @@ fn opencl_devices() -> Vec<Device> {
     let devs: Vec<Device> = rows
         .iter()
         .filter(|r| r.spec.starts_with("opencl"))
+        // BRAGG_DEVICE=opencl:N restricts the bench to that device.
+        .filter(|r| match std::env::var("BRAGG_DEVICE") {
+            Ok(want) if want.starts_with("opencl") => r.spec == want,
+            _ => true,
+        })
         .filter_map(|r| match Device::from_spec(&r.spec) {
             Ok(d) => Some(d),
             Err(e) => {

@@ -25,3 +25,8 @@ pub use device::Device;
 pub use error::{Error, Result};
 pub use tensor::ops_api::Padding;
 pub use tensor::{concat, Tensor};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
