@@ -48,18 +48,18 @@ impl Conv {
                 ),
             ));
         }
-        let k: usize = kernel.iter().product();
-        let mut shape = vec![out_channels, in_channels];
-        shape.extend_from_slice(kernel);
-        let w = init.sample(
-            out_channels * in_channels * k,
-            in_channels * k,
-            out_channels * k,
+        let (weight, bias) = weight_and_bias(
+            [out_channels, in_channels],
+            in_channels,
+            out_channels,
+            kernel,
+            init,
             rng,
-        );
+            device,
+        )?;
         Ok(Conv {
-            weight: Tensor::param(&w, &shape, device)?,
-            bias: Some(Tensor::zeros(&[out_channels], device)?.into_param()),
+            weight,
+            bias: Some(bias),
             dilation: dilation.to_vec(),
             stride: vec![1],
             padding: Padding::Same,
@@ -84,11 +84,7 @@ impl Module for Conv {
     }
 
     fn parameters(&self) -> Vec<Param> {
-        let mut p = vec![Param::new("weight", &self.weight)];
-        if let Some(b) = &self.bias {
-            p.push(Param::new("bias", b));
-        }
-        p
+        weight_bias_params(&self.weight, self.bias.as_ref())
     }
 }
 
@@ -127,18 +123,18 @@ impl ConvTranspose {
                 format!("channels {in_channels}->{out_channels}, kernel {kernel:?}: need positive sizes and 2 or 3 axes"),
             ));
         }
-        let k: usize = kernel.iter().product();
-        let mut shape = vec![in_channels, out_channels];
-        shape.extend_from_slice(kernel);
-        let w = init.sample(
-            out_channels * in_channels * k,
-            in_channels * k,
-            out_channels * k,
+        let (weight, bias) = weight_and_bias(
+            [in_channels, out_channels],
+            in_channels,
+            out_channels,
+            kernel,
+            init,
             rng,
-        );
+            device,
+        )?;
         Ok(ConvTranspose {
-            weight: Tensor::param(&w, &shape, device)?,
-            bias: Some(Tensor::zeros(&[out_channels], device)?.into_param()),
+            weight,
+            bias: Some(bias),
             dilation: vec![1],
             stride: stride.to_vec(),
         })
@@ -156,10 +152,40 @@ impl Module for ConvTranspose {
     }
 
     fn parameters(&self) -> Vec<Param> {
-        let mut p = vec![Param::new("weight", &self.weight)];
-        if let Some(b) = &self.bias {
-            p.push(Param::new("bias", b));
-        }
-        p
+        weight_bias_params(&self.weight, self.bias.as_ref())
     }
+}
+
+/// Draws a weight tensor of shape `lead ++ kernel` (fans from the channel counts) and a zero bias
+/// of `out_channels`, both trainable.
+fn weight_and_bias(
+    lead: [usize; 2],
+    in_channels: usize,
+    out_channels: usize,
+    kernel: &[usize],
+    init: Init,
+    rng: &mut impl Rng,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let k: usize = kernel.iter().product();
+    let mut shape = lead.to_vec();
+    shape.extend_from_slice(kernel);
+    let w = init.sample(
+        out_channels * in_channels * k,
+        in_channels * k,
+        out_channels * k,
+        rng,
+    );
+    let weight = Tensor::param(&w, &shape, device)?;
+    let bias = Tensor::zeros(&[out_channels], device)?.into_param();
+    Ok((weight, bias))
+}
+
+/// The `weight` and optional `bias` parameters of a layer.
+fn weight_bias_params(weight: &Tensor, bias: Option<&Tensor>) -> Vec<Param> {
+    let mut p = vec![Param::new("weight", weight)];
+    if let Some(b) = bias {
+        p.push(Param::new("bias", b));
+    }
+    p
 }
