@@ -1,10 +1,12 @@
-//! `bragg inpaint`: fills the gaps of measured or simulated patterns with a trained model.
+//! `bragg inpaint`: fills the gaps of measured or simulated patterns, with a network (the
+//! shipped 3-D gap model by default, or `--model`) or a classical method, and writes a
+//! phase-ready file: the filled intensity under `intensity`, the filled region under `gap`.
 
-use crate::data::npy::NpzWriter;
-use crate::data::Dataset;
-use crate::inpaint::{inpaint_pattern, DEFAULT_STRIDE};
-use crate::models::load_model;
-use crate::{Device, Result};
+use crate::data::npy::{NpzFile, NpzWriter};
+use crate::inpaint::fill::{FillMethod, Filler};
+use crate::inpaint::physics::{physics_fill, PhysicsOptions};
+use crate::inpaint::DEFAULT_STRIDE;
+use crate::{Device, Error, Result};
 use clap::Args;
 use ndarray::{ArrayD, Axis};
 use std::path::PathBuf;
@@ -12,56 +14,143 @@ use std::path::PathBuf;
 /// Flags of `bragg inpaint`.
 #[derive(Debug, Args)]
 pub struct InpaintArgs {
-    /// Model file written by `bragg train`.
+    /// Model file (`bragg train` or `bragg train-gap3d`); default: the shipped 3-D gap model.
     #[arg(long)]
-    pub model: PathBuf,
-    /// Input .npz with `intensity` and `mask` (1 = gap), batch first.
+    pub model: Option<PathBuf>,
+    /// Method: model, or a classical fill: linear, log-linear, laplace, log-laplace,
+    /// biharmonic, log-biharmonic, nearest (`log-` = on log(1 + I)).
+    #[arg(long, default_value = "model")]
+    pub method: String,
+    /// Input .npz with `intensity` and a gap mask (non-zero = gap), batch first.
     #[arg(long)]
     pub input: PathBuf,
-    /// Output .npz: `intensity` (filled; measured pixels unchanged) and `mask`.
+    /// Key of the gap mask: default `gap` when present, else `mask`.
+    #[arg(long)]
+    pub mask_key: Option<String>,
+    /// The arrays hold one pattern (2-D or 3-D) without a batch axis.
+    #[arg(long)]
+    pub single: bool,
+    /// Output .npz: `intensity` (filled; measured voxels unchanged) and `gap` (1 = filled).
     #[arg(long)]
     pub out: PathBuf,
-    /// Stride of the 3-D sliding window of patch models (1 = the reference, slow).
+    /// In-plane stride of the sliding windows of 3-D models.
     #[arg(long, default_value_t = DEFAULT_STRIDE)]
     pub stride: usize,
+    /// Fine-tune the model on the input's own measured voxels for this many seconds first
+    /// (3-D gap model only; artificial gaps of the real gap's width, never the real gap).
+    #[arg(long, default_value_t = 0.0)]
+    pub finetune: f64,
+    /// Refine the fill with physics: masked phasing started from the fill, the phased
+    /// intensity blended in where it explains the measured voxels next to the gap.
+    #[arg(long)]
+    pub physics: bool,
+    /// Phasing chain of the physics refinement.
+    #[arg(long, default_value = "RAAR**300,ER**100")]
+    pub physics_chain: String,
 }
 
 /// Runs the subcommand.
 pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
-    let ds = Dataset::load(&args.input)?;
-    let intensity = ds.require("intensity")?;
-    let mask = ds.require("mask")?;
+    let mut z = NpzFile::open(&args.input)?;
+    let key = match &args.mask_key {
+        Some(k) => k.clone(),
+        None if z.has("gap") => "gap".to_string(),
+        None => "mask".to_string(),
+    };
+    let mut read = |k: &str| -> Result<ArrayD<f32>> {
+        if !z.has(k) {
+            return Err(Error::data(
+                &args.input,
+                format!("no `{k}` array (keys: {})", z.keys().join(", ")),
+            ));
+        }
+        z.read(k)?
+            .to_f32()
+            .map_err(|m| Error::data(&args.input, format!("key `{k}`: {m}")))
+    };
+    let mut intensity = read("intensity")?;
+    let mut mask = read(&key)?;
     if intensity.shape() != mask.shape() {
-        return Err(crate::Error::data(
+        return Err(Error::data(
             &args.input,
             format!(
-                "intensity {:?} and mask {:?} differ",
+                "intensity {:?} and `{key}` {:?} differ",
                 intensity.shape(),
                 mask.shape()
             ),
         ));
     }
-    let m = load_model(&args.model, device)?;
+    if args.single {
+        intensity = intensity.insert_axis(Axis(0));
+        mask = mask.insert_axis(Axis(0));
+    }
+    let dims = intensity.ndim().saturating_sub(1);
+    if !(2..=3).contains(&dims) {
+        return Err(Error::data(
+            &args.input,
+            format!(
+                "intensity {:?} must be a batch of 2-D or 3-D patterns (or pass --single)",
+                intensity.shape()
+            ),
+        ));
+    }
+    if !(args.finetune >= 0.0 && args.finetune <= 86_400.0) {
+        return Err(Error::arg(
+            "inpaint",
+            "--finetune",
+            format!("must be 0..=86400 seconds, got {}", args.finetune),
+        ));
+    }
+    let method: FillMethod = args.method.parse()?;
+    let filler = Filler::new(method, args.model.as_deref(), dims, device)?;
+    if let Some(note) = filler.note() {
+        eprintln!("{note}");
+    }
     let mut out = ArrayD::<f32>::zeros(intensity.raw_dim());
     let t0 = std::time::Instant::now();
-    for k in 0..intensity.shape()[0] {
-        let filled = inpaint_pattern(
-            m.model.as_ref(),
-            &m.config,
-            &intensity.index_axis(Axis(0), k).to_owned(),
-            &mask.index_axis(Axis(0), k).to_owned(),
-            args.stride,
-            device,
-        )?;
+    let count = intensity.shape()[0];
+    let bar = crate::cli::progress_bar(count as u64, "inpaint");
+    for k in 0..count {
+        let ik = intensity.index_axis(Axis(0), k).to_owned();
+        let mk = mask.index_axis(Axis(0), k).to_owned();
+        if let Some(w) = crate::inpaint::gap3d::counts_warning(&ik, &mk) {
+            bar.suspend(|| eprintln!("pattern {k}: {w}"));
+        }
+        let mut filled = filler.fill(&ik, &mk, args.stride, args.finetune, device)?;
+        if args.physics && mk.iter().any(|&v| v != 0.0) {
+            let opts = PhysicsOptions {
+                chain: args.physics_chain.clone(),
+                ..PhysicsOptions::default()
+            };
+            let (refined, rep) = physics_fill(&ik, &mk, &filled, &opts)?;
+            bar.suspend(|| {
+                eprintln!(
+                    "pattern {k}: physics refinement R(next to the gap) {:.3}, weight {:.2}",
+                    rep.r_near_gap, rep.weight
+                )
+            });
+            filled = refined;
+        }
         out.index_axis_mut(Axis(0), k).assign(&filled);
+        bar.inc(1);
     }
+    bar.finish_and_clear();
+    let gap = mask.mapv(|v| (v != 0.0) as u8);
+    let (out, gap) = if args.single {
+        (
+            out.index_axis_move(Axis(0), 0),
+            gap.index_axis_move(Axis(0), 0),
+        )
+    } else {
+        (out, gap)
+    };
     let mut w = NpzWriter::create(&args.out)?;
     w.add("intensity", &out)?;
-    w.add("mask", &mask.mapv(|v| (v != 0.0) as u8))?;
+    w.add("gap", &gap)?;
     w.finish()?;
     eprintln!(
-        "inpainted {} patterns in {:.1} s -> {}",
-        intensity.shape()[0],
+        "inpainted {count} pattern(s) with {} in {:.1} s -> {} (keys: intensity, gap)",
+        filler.name(),
         t0.elapsed().as_secs_f64(),
         args.out.display()
     );

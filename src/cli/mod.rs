@@ -3,9 +3,11 @@
 pub mod demo;
 pub mod devices;
 pub mod eval;
+pub mod eval3d;
 pub mod inpaint;
 pub mod simulate;
 pub mod train;
+pub mod train_gap3d;
 
 use clap::{Parser, Subcommand};
 
@@ -38,8 +40,12 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Train a gap-inpainting model.
     Train(train::TrainArgs),
+    /// Train the residual 3-D gap model on crystals simulated on the fly.
+    TrainGap3d(train_gap3d::TrainGap3dArgs),
     /// Score a model and the classical baselines on a test set.
     Eval(eval::EvalArgs),
+    /// Score the gap model and the classical fills on raw counts (PCC of log(1+I) in the gap).
+    Eval3d(eval3d::Eval3dArgs),
     /// Fill the gaps of patterns with a trained model.
     Inpaint(inpaint::InpaintArgs),
     /// Simulate, train, evaluate and plot in a few minutes on a CPU.
@@ -81,11 +87,27 @@ pub fn run() -> crate::Result<()> {
         }
         Command::Simulate(args) => simulate::run(&args),
         Command::Train(args) => train::run(&args, &device_from(spec)?),
+        Command::TrainGap3d(args) => train_gap3d::run(&args, &device_from(spec)?),
         Command::Eval(args) => eval::run(&args, &device_from(spec)?),
+        Command::Eval3d(args) => eval3d::run(&args, &device_from(spec)?),
         Command::Inpaint(args) => inpaint::run(&args, &device_from(spec)?),
         Command::Demo(args) => demo::run(&args, &device_from(spec)?),
         Command::Phase(args) => phase::run(&args, &device_from(spec)?),
         Command::Compare(args) => compare::run(&args),
         Command::Devices => devices::run(spec),
     }
+}
+
+/// A progress bar for `len` items of long work, labelled `what`, drawn on stderr (hidden when
+/// stderr is not a terminal).
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(what.to_string());
+    bar
 }

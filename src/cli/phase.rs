@@ -21,7 +21,9 @@ pub struct PhaseArgs {
     /// Key of the intensity in the .npz.
     #[arg(long, default_value = "intensity")]
     pub key: String,
-    /// Key of the mask (non-zero = gap/masked pixel). Default: `mask` when present.
+    /// Key of the mask (non-zero = gap/masked pixel, left free in phasing). Default: `mask`
+    /// when present; `none` (or an empty key) phases every voxel as data, e.g. a file written
+    /// by `bragg inpaint`, whose filled region is stored under `gap`.
     #[arg(long)]
     pub mask_key: Option<String>,
     /// Key of a reciprocal-space phase (same layout as the intensity) to start from, e.g. a
@@ -250,6 +252,7 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
     let intensity = select(read_real(path, &args.key)?, args.index, path, &args.key)?;
     let shape = intensity.shape().to_vec();
     let mask_key = match &args.mask_key {
+        Some(k) if k.is_empty() || k.eq_ignore_ascii_case("none") => None,
         Some(k) => Some(k.clone()),
         None if has_key(path, "mask")? => Some("mask".to_string()),
         None => None,

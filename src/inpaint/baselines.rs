@@ -20,15 +20,19 @@ pub enum Baseline {
     Linear,
     /// Harmonic fill: Laplace's equation on the gap pixels, the measured pixels as boundary.
     Laplace,
+    /// Biharmonic fill: the gap values that minimise the squared Laplacian over the array
+    /// (smooth continuation of values *and* slopes across the gap).
+    Biharmonic,
 }
 
 impl Baseline {
     /// Every baseline, in table order.
-    pub const ALL: [Baseline; 4] = [
+    pub const ALL: [Baseline; 5] = [
         Baseline::Zero,
         Baseline::Nearest,
         Baseline::Linear,
         Baseline::Laplace,
+        Baseline::Biharmonic,
     ];
 
     /// Name used in tables and on the command line.
@@ -38,6 +42,7 @@ impl Baseline {
             Baseline::Nearest => "nearest",
             Baseline::Linear => "linear",
             Baseline::Laplace => "laplace",
+            Baseline::Biharmonic => "biharmonic",
         }
     }
 
@@ -51,6 +56,7 @@ impl Baseline {
             Baseline::Nearest => line_fill(data, mask, false),
             Baseline::Linear => line_fill(data, mask, true),
             Baseline::Laplace => laplace_fill(data, mask, 1e-6, 20_000),
+            Baseline::Biharmonic => biharmonic_fill(data, mask, 1e-6, 2_000),
         })
     }
 }
@@ -71,7 +77,7 @@ impl FromStr for Baseline {
                 Error::arg(
                     "baseline",
                     "method",
-                    format!("unknown baseline `{s}` (known: zero, nearest, linear, laplace)"),
+                    format!("unknown baseline `{s}` (known: zero, nearest, linear, laplace, biharmonic)"),
                 )
             })
     }
@@ -94,7 +100,7 @@ fn check(data: &ArrayD<f32>, mask: &ArrayD<f32>) -> Result<()> {
 /// (or already filled) pixels on both sides of its gap run, the one with the shortest run;
 /// failing that, a line with one measured side (nearest value). Pixels no line reaches (the
 /// centre of a cross) are filled in further passes from the filled pixels.
-fn line_fill(data: &ArrayD<f32>, mask: &ArrayD<f32>, linear: bool) -> ArrayD<f32> {
+pub(crate) fn line_fill(data: &ArrayD<f32>, mask: &ArrayD<f32>, linear: bool) -> ArrayD<f32> {
     let mut out = data.clone();
     let mut known: ArrayD<bool> = mask.mapv(|m| m == 0.0);
     for _pass in 0..=data.ndim() {
@@ -244,6 +250,123 @@ pub fn laplace_fill(
         if g {
             *o = v as f32;
         }
+    }
+    out
+}
+
+/// Applies the graph Laplacian with in-bounds neighbours (zero flux at the border):
+/// `out[p] = sum over neighbours q of (u[q] - u[p])`.
+fn graph_laplacian(u: &[f64], shape: &[usize], strides: &[usize], out: &mut [f64]) {
+    let nd = shape.len();
+    out.iter_mut().for_each(|o| *o = 0.0);
+    for a in 0..nd {
+        let st = strides[a];
+        let n = shape[a];
+        for (idx, o) in out.iter_mut().enumerate() {
+            let c = (idx / st) % n;
+            if c > 0 {
+                *o += u[idx - st] - u[idx];
+            }
+            if c + 1 < n {
+                *o += u[idx + st] - u[idx];
+            }
+        }
+    }
+}
+
+/// Biharmonic fill: minimises the squared graph Laplacian of the whole array (zero flux at the
+/// border) over the gap values (conjugate gradients on the normal equations, started from the linear fill); stops
+/// when the residual norm falls below `tol` times its start or after `max_iter` iterations.
+pub fn biharmonic_fill(
+    data: &ArrayD<f32>,
+    mask: &ArrayD<f32>,
+    tol: f64,
+    max_iter: usize,
+) -> ArrayD<f32> {
+    let start = line_fill(data, mask, true);
+    let shape = data.shape().to_vec();
+    let nd = shape.len();
+    let mut strides = vec![1usize; nd];
+    for a in (0..nd.saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * shape[a + 1];
+    }
+    let gap: Vec<bool> = mask.iter().map(|&m| m != 0.0).collect();
+    if !gap.iter().any(|&g| g) || gap.iter().all(|&g| g) {
+        return start;
+    }
+    let n = gap.len();
+    let mut u: Vec<f64> = start.iter().map(|&v| v as f64).collect();
+    let (mut t1, mut t2) = (vec![0.0; n], vec![0.0; n]);
+    // H v = P L L P v, with L the graph Laplacian (zero flux at the border) and P the
+    // projection on the gap.
+    let apply = |v: &[f64], t1: &mut Vec<f64>, t2: &mut Vec<f64>| {
+        graph_laplacian(v, &shape, &strides, t1);
+        graph_laplacian(t1, &shape, &strides, t2);
+        for (x, &g) in t2.iter_mut().zip(&gap) {
+            if !g {
+                *x = 0.0;
+            }
+        }
+    };
+    apply(&u, &mut t1, &mut t2);
+    let mut r: Vec<f64> = t2.iter().map(|x| -x).collect();
+    let mut p = r.clone();
+    let mut rr: f64 = r.iter().map(|x| x * x).sum();
+    let rr0 = rr.max(1e-300);
+    // Nothing to improve on (the start is already biharmonic to rounding).
+    let scale: f64 = u.iter().map(|x| x * x).sum::<f64>().max(1e-300);
+    if rr <= 1e-24 * scale {
+        return start;
+    }
+    for _ in 0..max_iter {
+        if rr <= tol * tol * rr0 {
+            break;
+        }
+        apply(&p, &mut t1, &mut t2);
+        let php: f64 = p.iter().zip(&t2).map(|(a, b)| a * b).sum();
+        if php <= 0.0 || !php.is_finite() {
+            break;
+        }
+        let alpha = rr / php;
+        if !alpha.is_finite() {
+            break;
+        }
+        for i in 0..n {
+            u[i] += alpha * p[i];
+            r[i] -= alpha * t2[i];
+        }
+        let rr_new: f64 = r.iter().map(|x| x * x).sum();
+        if !rr_new.is_finite() || rr_new > 1e6 * rr0 {
+            // Rounding took over (a semi-definite direction): keep the linear start.
+            return start;
+        }
+        let beta = rr_new / rr;
+        for i in 0..n {
+            p[i] = r[i] + beta * p[i];
+        }
+        rr = rr_new;
+    }
+    // Keep the fill within the measured range widened by half of it on each side.
+    let (lo, hi) = data
+        .iter()
+        .zip(&gap)
+        .filter(|(_, &g)| !g)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (&v, _)| {
+            (a.min(v as f64), b.max(v as f64))
+        });
+    let pad = 0.5 * (hi - lo);
+    let mut out = data.clone();
+    for (o, (&v, &g)) in out.iter_mut().zip(u.iter().zip(&gap)) {
+        if g {
+            *o = if v.is_finite() {
+                v.clamp(lo - pad, hi + pad) as f32
+            } else {
+                f32::NAN
+            };
+        }
+    }
+    if out.iter().any(|v| !v.is_finite()) {
+        return start;
     }
     out
 }

@@ -4,7 +4,11 @@
 
 pub mod baselines;
 pub mod figures;
+pub mod fill;
+pub mod gap3d;
 pub mod metrics;
+pub mod physics;
+pub mod study;
 
 pub use baselines::Baseline;
 pub use metrics::{Scores, Stat, Summary};

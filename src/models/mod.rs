@@ -3,6 +3,7 @@
 //! architecture; [`build`] instantiates it, and model files carry it as JSON metadata.
 
 pub mod dilated_unet;
+pub mod gap_unet3d;
 pub mod msdnet;
 pub mod patch_unet3d;
 pub mod unet;
@@ -27,6 +28,8 @@ pub enum ModelKind {
     Msd,
     /// The 3-D 32^3 patch model of BRIEF section 5.
     PatchUnet3d,
+    /// The compact residual 3-D gap model (a correction to the log-linear fill).
+    GapUnet3d,
 }
 
 impl ModelKind {
@@ -37,6 +40,7 @@ impl ModelKind {
             ModelKind::DilatedUnet => "dilated-unet",
             ModelKind::Msd => "msd",
             ModelKind::PatchUnet3d => "patch-unet3d",
+            ModelKind::GapUnet3d => "gap-unet3d",
         }
     }
 }
@@ -55,10 +59,11 @@ impl FromStr for ModelKind {
             "dilated-unet" | "dilated_unet" => Ok(ModelKind::DilatedUnet),
             "msd" | "msdnet" | "msd-net" => Ok(ModelKind::Msd),
             "patch-unet3d" | "patch_unet3d" | "patch" => Ok(ModelKind::PatchUnet3d),
+            "gap-unet3d" | "gap_unet3d" | "gapnet" => Ok(ModelKind::GapUnet3d),
             other => Err(Error::arg(
                 "model",
                 "kind",
-                format!("unknown model `{other}` (known: unet, dilated-unet, msd, patch-unet3d)"),
+                format!("unknown model `{other}` (known: unet, dilated-unet, msd, patch-unet3d, gap-unet3d)"),
             )),
         }
     }
@@ -99,6 +104,7 @@ impl ModelConfig {
             ModelKind::Unet | ModelKind::DilatedUnet => (2, 48, 5),
             ModelKind::Msd => (2, 2, 15),
             ModelKind::PatchUnet3d => (3, 8, 4),
+            ModelKind::GapUnet3d => (3, 16, 3),
         };
         ModelConfig {
             kind,
@@ -120,8 +126,8 @@ impl ModelConfig {
                 format!("must be 2 or 3, got {}", self.dims),
             ));
         }
-        if self.kind == ModelKind::PatchUnet3d && self.dims != 3 {
-            return Err(Error::arg(OP, "dims", "the patch model is 3-D only"));
+        if matches!(self.kind, ModelKind::PatchUnet3d | ModelKind::GapUnet3d) && self.dims != 3 {
+            return Err(Error::arg(OP, "dims", format!("{} is 3-D only", self.kind)));
         }
         if self.width == 0 || self.width > 4096 {
             return Err(Error::arg(
@@ -132,6 +138,7 @@ impl ModelConfig {
         }
         let max_depth = match self.kind {
             ModelKind::Unet | ModelKind::DilatedUnet => 8,
+            ModelKind::GapUnet3d => 5,
             _ => 400,
         };
         if self.depth == 0 || self.depth > max_depth {
@@ -166,6 +173,7 @@ impl ModelConfig {
             ModelKind::Unet | ModelKind::DilatedUnet => 1 << self.depth,
             ModelKind::Msd => 1,
             ModelKind::PatchUnet3d => 16,
+            ModelKind::GapUnet3d => gap_unet3d::GapUNet3d::size_multiple(self.depth),
         }
     }
 
@@ -199,6 +207,9 @@ pub fn build(cfg: &ModelConfig, device: &Device, seed: u64) -> Result<Box<dyn Mo
         ModelKind::PatchUnet3d => {
             Box::new(patch_unet3d::PatchUNet3d::new(cfg.slope, &mut rng, device)?)
         }
+        ModelKind::GapUnet3d => Box::new(gap_unet3d::GapUNet3d::new(
+            cfg.width, cfg.depth, cfg.slope, &mut rng, device,
+        )?),
     })
 }
 
@@ -301,7 +312,15 @@ pub fn save_model(
 /// Loads a model file written by [`save_model`] (or a training checkpoint): rebuilds the
 /// architecture from the metadata and copies the weights.
 pub fn load_model(path: &std::path::Path, device: &Device) -> Result<LoadedModel> {
-    let ckpt = crate::nn::io::load(path, device)?;
+    model_from_checkpoint(path, crate::nn::io::load(path, device)?, device)
+}
+
+/// Rebuilds a model from a loaded checkpoint (`path` names it in errors).
+pub fn model_from_checkpoint(
+    path: &std::path::Path,
+    ckpt: crate::nn::io::Checkpoint,
+    device: &Device,
+) -> Result<LoadedModel> {
     let json = ckpt.metadata.get(META_MODEL).ok_or_else(|| {
         Error::data(
             path,

@@ -76,9 +76,15 @@ pub struct Checkpoint {
 /// Reads a safetensors file; every tensor must be f32.
 pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes)
+    load_bytes(&bytes, path, device)
+}
+
+/// Reads a safetensors file held in memory (e.g. weights embedded in the binary); `origin`
+/// names it in errors.
+pub fn load_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<Checkpoint> {
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e}")))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
+    let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| Error::data(path, format!("not a valid safetensors header: {e}")))?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {

@@ -50,6 +50,10 @@ pub struct Problem {
     shape: Vec<usize>,
     iobs: Vec<f32>,
     mask: Vec<u8>,
+    /// A gap-filled copy of `iobs` (FFT layout) that the initial (autocorrelation) support is
+    /// computed from when pixels are masked: a missing plane otherwise prints a stripe into
+    /// the autocorrelation and the support.
+    support_hint: Option<Vec<f32>>,
 }
 
 impl Problem {
@@ -78,6 +82,14 @@ impl Problem {
                 ));
             }
         }
+        let support_hint = match mask {
+            Some(m) if m.iter().any(|&v| v != 0) => {
+                let mf = m.mapv(|v| f32::from(v != 0));
+                let filled = crate::inpaint::gap3d::log_linear_fill(intensity, &mf);
+                Some(ifftshift(&filled).iter().map(|v| v.max(0.0)).collect())
+            }
+            _ => None,
+        };
         let iobs: Vec<f32> = ifftshift(intensity).iter().map(|v| v.max(0.0)).collect();
         let mask: Vec<u8> = match mask {
             Some(m) => ifftshift(m)
@@ -103,7 +115,35 @@ impl Problem {
                 "no positive observed intensity",
             ));
         }
-        Ok(Problem { shape, iobs, mask })
+        Ok(Problem {
+            shape,
+            iobs,
+            mask,
+            support_hint,
+        })
+    }
+
+    /// Replaces the gap-filled copy that the initial support is computed from (centred layout,
+    /// same shape; e.g. a network's fill). By default a masked problem uses the log-linear fill.
+    pub fn with_support_hint(mut self, filled: &ArrayD<f32>) -> Result<Self> {
+        if filled.shape() != self.shape.as_slice() {
+            return Err(Error::shape(
+                "phasing",
+                format!(
+                    "support hint {:?} vs intensity {:?}",
+                    filled.shape(),
+                    self.shape
+                ),
+            ));
+        }
+        if filled.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                op: "phasing",
+                detail: "the gap-filled support hint has non-finite values".into(),
+            });
+        }
+        self.support_hint = Some(ifftshift(filled).iter().map(|v| v.max(0.0)).collect());
+        Ok(self)
     }
 
     /// The array shape.
@@ -275,12 +315,20 @@ impl Phaser {
             options.free_island_radius,
             &mut rng,
         );
-        let initial_support = support::autocorrelation_support(
-            &problem.iobs,
-            &problem.mask,
-            &plan,
-            options.autocorrelation_threshold,
-        );
+        let initial_support = match &problem.support_hint {
+            Some(filled) => support::autocorrelation_support(
+                filled,
+                &vec![kernels::OBSERVED; filled.len()],
+                &plan,
+                options.autocorrelation_threshold,
+            ),
+            None => support::autocorrelation_support(
+                &problem.iobs,
+                &problem.mask,
+                &plan,
+                options.autocorrelation_threshold,
+            ),
+        };
         Ok(Phaser {
             shape,
             plan,

@@ -4,6 +4,7 @@
 //! a progress bar, and CSV/JSON loss logs.
 
 pub mod data;
+pub mod gap3d;
 
 use crate::autograd::no_grad;
 use crate::loss::LossSpec;
