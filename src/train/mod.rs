@@ -4,6 +4,7 @@
 //! a progress bar, and CSV/JSON loss logs.
 
 pub mod data;
+pub mod resume;
 
 use crate::autograd::no_grad;
 use crate::loss::LossSpec;
@@ -193,6 +194,7 @@ pub fn train(
     let mut plateau = ReduceOnPlateau::new(cfg.plateau_factor, cfg.plateau_patience, cfg.min_lr);
     let mut history: Vec<EpochLog> = vec![];
     let ckpt_path = checkpoint_path(&cfg.out);
+    let data_meta = resume::data_metadata(train_set, val);
 
     if cfg.resume && ckpt_path.exists() {
         let ck = io::load(&ckpt_path, device)?;
@@ -206,6 +208,7 @@ pub fn train(
                 ),
             ));
         }
+        resume::check(&ckpt_path, &ck.metadata, cfg, &data_meta)?;
         io::load_into(&ckpt_path, &ck, &params)?;
         let state: HashMap<String, Tensor> = ck
             .tensors
@@ -289,7 +292,7 @@ pub fn train(
         let next_lr = plateau.observe(log.val_loss.unwrap_or(log.train_loss) as f32, opt.lr());
         opt.set_lr(next_lr);
         history.push(log);
-        save_checkpoint(&ckpt_path, model.as_ref(), &opt, cfg, &history)?;
+        save_checkpoint(&ckpt_path, model.as_ref(), &opt, cfg, &history, &data_meta)?;
         write_logs(&cfg.out, &history)?;
     }
     let extra = vec![
@@ -310,6 +313,7 @@ fn save_checkpoint(
     opt: &Adam,
     cfg: &TrainConfig,
     history: &[EpochLog],
+    data_meta: &[(String, String)],
 ) -> Result<()> {
     let mut tensors: Vec<(String, Tensor)> = model
         .parameters()
@@ -332,6 +336,7 @@ fn save_checkpoint(
         "bragg.train".into(),
         serde_json::to_string(cfg).unwrap_or_default(),
     );
+    meta.extend(data_meta.iter().cloned());
     io::save(path, &tensors, &meta)
 }
 
