@@ -1,11 +1,11 @@
 //! `bragg phase`: iterative phase retrieval of an intensity read from .npz/.npy, and the small
 //! npz/npy helpers it shares with `bragg compare`.
 
+use crate::data::npy::{read_npy, NpyArray, NpzFile, NpzWriter};
 use crate::phasing::{self, Chain, Options, Problem, ShrinkWrap, Start, ThresholdMethod};
 use crate::{Error, Result};
 use clap::Args;
 use ndarray::{ArrayD, Axis, IxDyn};
-use crate::data::npy::{read_npy, NpyArray, NpzFile, NpzWriter};
 use num_complex::Complex32;
 use std::path::{Path, PathBuf};
 
@@ -183,7 +183,10 @@ fn select_like<T: Clone>(
 
 /// Writes arrays into `path` atomically (a unique temporary file in the same folder, fsync,
 /// rename, folder fsync; removed on error).
-pub fn write_npz_atomic(path: &Path, write: impl FnOnce(&mut NpzWriter) -> Result<()>) -> Result<()> {
+pub fn write_npz_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut NpzWriter) -> Result<()>,
+) -> Result<()> {
     let mut npz = NpzWriter::create(path)?;
     write(&mut npz)?;
     npz.finish()
@@ -206,7 +209,10 @@ fn check_args(args: &PhaseArgs) -> Result<()> {
     }
     for (name, v) in [
         ("--support-threshold", args.support_threshold),
-        ("--autocorrelation-threshold", args.autocorrelation_threshold),
+        (
+            "--autocorrelation-threshold",
+            args.autocorrelation_threshold,
+        ),
         ("--beta", args.beta),
         ("--confidence", args.confidence),
         ("--free-fraction", args.free_fraction),

@@ -357,7 +357,8 @@ impl Drop for AtomicFile {
 /// Writes `bytes` to `path` atomically (unique temporary file, fsync, rename, folder fsync).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = AtomicFile::create(path)?;
-    f.write_all(bytes).map_err(|e| Error::io(f.temp_path(), e))?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io(f.temp_path(), e))?;
     f.commit()
 }
 
@@ -376,8 +377,13 @@ mod tests {
 
     #[test]
     fn special_files_are_refused_and_limits_hold() {
-        let e = open_regular(Path::new("/dev/zero")).unwrap_err().to_string();
-        assert!(e.contains("/dev/zero") && e.contains("character device"), "{e}");
+        let e = open_regular(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/dev/zero") && e.contains("character device"),
+            "{e}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let e = open_regular(dir.path()).unwrap_err().to_string();
         assert!(e.contains("directory"), "{e}");

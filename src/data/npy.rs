@@ -9,11 +9,11 @@
 //! error when a value is infinite (float16 overflows above 65,504). Writes are atomic
 //! (unique temporary name, fsync, rename, folder fsync).
 
+use super::io::{create_temp, human_bytes, max_array_bytes, open_regular};
 use crate::{Error, Result};
 use half::f16;
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 use num_complex::{Complex32, Complex64};
-use super::io::{create_temp, human_bytes, max_array_bytes, open_regular};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -220,9 +220,7 @@ struct Dtype {
 
 fn parse_descr(d: &str) -> std::result::Result<Dtype, String> {
     let unsupported = || {
-        format!(
-            "unsupported dtype `{d}` (expected f2/f4/f8, i1/i2/i4/i8, u1/u2/u4/u8, b1, c8/c16)"
-        )
+        format!("unsupported dtype `{d}` (expected f2/f4/f8, i1/i2/i4/i8, u1/u2/u4/u8, b1, c8/c16)")
     };
     let (order, rest) = match d.as_bytes().first() {
         Some(b'<') | Some(b'>') | Some(b'|') | Some(b'=') => (d.as_bytes()[0], &d[1..]),
@@ -338,14 +336,12 @@ fn decode_data(dt: Dtype, bytes: Vec<u8>) -> NpyData {
         (Kind::Int, 2) => NpyData::I16(decode(&bytes, b, i16::from_le_bytes)),
         (Kind::Int, 4) => NpyData::I32(decode(&bytes, b, i32::from_le_bytes)),
         (Kind::Int, _) => NpyData::I64(decode(&bytes, b, i64::from_le_bytes)),
-        (Kind::Complex, 8) => NpyData::C64(pairs(
-            decode(&bytes, b, f32::from_le_bytes),
-            Complex32::new,
-        )),
-        (Kind::Complex, _) => NpyData::C128(pairs(
-            decode(&bytes, b, f64::from_le_bytes),
-            Complex64::new,
-        )),
+        (Kind::Complex, 8) => {
+            NpyData::C64(pairs(decode(&bytes, b, f32::from_le_bytes), Complex32::new))
+        }
+        (Kind::Complex, _) => {
+            NpyData::C128(pairs(decode(&bytes, b, f64::from_le_bytes), Complex64::new))
+        }
     }
 }
 
@@ -419,8 +415,7 @@ pub fn read_npy_limited<R: Read>(
             ));
         }
     }
-    if let Some(m) = super::io::allocation_problem(&format!("array {shape:?} `{descr}`"), nbytes)
-    {
+    if let Some(m) = super::io::allocation_problem(&format!("array {shape:?} `{descr}`"), nbytes) {
         return Err(m);
     }
     // Decoding holds the raw bytes and the typed copy at once.
@@ -557,11 +552,7 @@ impl NpyArray {
                 .iter()
                 .map(|c| Complex32::new(c.re as f32, c.im as f32))
                 .collect(),
-            _ => {
-                return self
-                    .into_f32()
-                    .map(|a| a.mapv(|v| Complex32::new(v, 0.0)))
-            }
+            _ => return self.into_f32().map(|a| a.mapv(|v| Complex32::new(v, 0.0))),
         };
         ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| e.to_string())
     }
@@ -646,8 +637,7 @@ impl NpzFile {
     pub fn open(path: &Path) -> Result<Self> {
         let (mut f, len) = open_regular(path)?;
         let entries = central_directory_entries(&mut f, len).map_err(|e| Error::io(path, e))?;
-        f.seek(SeekFrom::Start(0))
-            .map_err(|e| Error::io(path, e))?;
+        f.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
         let zip = zip::ZipArchive::new(BufReader::new(f))
             .map_err(|e| Error::data(path, format!("not a valid .npz archive: {e}")))?;
         if let Some(n) = entries {

@@ -42,7 +42,10 @@ pub fn finite(path: &Path, key: &str, a: &ArrayD<f32>) -> Result<()> {
 
 /// Every complex value must be finite.
 pub fn finite_complex(path: &Path, key: &str, a: &ArrayD<Complex32>) -> Result<()> {
-    match a.iter().position(|v| !(v.re.is_finite() && v.im.is_finite())) {
+    match a
+        .iter()
+        .position(|v| !(v.re.is_finite() && v.im.is_finite()))
+    {
         Some(i) => Err(bad(
             path,
             key,
@@ -112,9 +115,7 @@ pub fn masks_have_gaps(path: &Path, key: &str, m: &ArrayD<f32>) -> Result<()> {
             return Err(bad(
                 path,
                 key,
-                format!(
-                    "pattern {k} has no gap pixel (empty mask): nothing to train on or score"
-                ),
+                format!("pattern {k} has no gap pixel (empty mask): nothing to train on or score"),
             ));
         }
     }
@@ -133,7 +134,10 @@ mod tests {
         assert!(finite(p, "truth", &a).is_ok());
         a[[1, 2, 3]] = f32::NAN;
         let e = finite(p, "truth", &a).unwrap_err().to_string();
-        assert!(e.contains("d.npz") && e.contains("`truth`") && e.contains("[1, 2, 3]"), "{e}");
+        assert!(
+            e.contains("d.npz") && e.contains("`truth`") && e.contains("[1, 2, 3]"),
+            "{e}"
+        );
         a[[1, 2, 3]] = -2.0;
         let e = counts(p, "truth", &a).unwrap_err().to_string();
         assert!(e.contains("negative"), "{e}");
@@ -142,7 +146,10 @@ mod tests {
         assert!(e.contains("pattern 0") && e.contains("no gap"), "{e}");
         m.index_axis_mut(Axis(0), 1).fill(1.0);
         let e = masks(p, "mask", &m).unwrap_err().to_string();
-        assert!(e.contains("pattern 1") && e.contains("entirely masked"), "{e}");
+        assert!(
+            e.contains("pattern 1") && e.contains("entirely masked"),
+            "{e}"
+        );
         m[[1, 0, 0]] = 0.5;
         let e = masks(p, "mask", &m).unwrap_err().to_string();
         assert!(e.contains("0.5"), "{e}");

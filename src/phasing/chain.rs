@@ -350,9 +350,9 @@ impl Parser<'_> {
             Some(Tok::Open) => {
                 self.pos += 1;
                 if self.depth >= MAX_DEPTH {
-                    return Err(self.error(format!(
-                        "parentheses nested deeper than {MAX_DEPTH} levels"
-                    )));
+                    return Err(
+                        self.error(format!("parentheses nested deeper than {MAX_DEPTH} levels"))
+                    );
                 }
                 self.depth += 1;
                 let ops = self.sequence();

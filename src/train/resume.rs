@@ -42,7 +42,11 @@ pub fn fingerprint(d: &Prepared) -> String {
         };
         h = (h ^ part).wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("{} patterns of {:?}, content #{h:016x}", d.len(), d.pattern_shape())
+    format!(
+        "{} patterns of {:?}, content #{h:016x}",
+        d.len(),
+        d.pattern_shape()
+    )
 }
 
 /// The metadata entries that record the data of a run.
