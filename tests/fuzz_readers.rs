@@ -213,7 +213,7 @@ fn fuzz_npy() {
     let p = dir.path().join("s.npy");
     write_npy(&p, &arr(&[6, 7])).unwrap();
     seeds.push(std::fs::read(&p).unwrap());
-    write_npy(&p, &arr(&[3, 4, 5]).mapv(|v| half::f16::from_f32(v))).unwrap();
+    write_npy(&p, &arr(&[3, 4, 5]).mapv(half::f16::from_f32)).unwrap();
     seeds.push(std::fs::read(&p).unwrap());
     write_npy(&p, &arr(&[4, 4]).mapv(|v| v as u8)).unwrap();
     seeds.push(std::fs::read(&p).unwrap());

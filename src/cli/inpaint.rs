@@ -28,6 +28,14 @@ pub struct InpaintArgs {
 
 /// Runs the subcommand.
 pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
+    let p = crate::models::patch_unet3d::PATCH;
+    if args.stride == 0 || args.stride > p {
+        return Err(crate::Error::arg(
+            "inpaint",
+            "--stride",
+            format!("{} asked, allowed 1..={p}", args.stride),
+        ));
+    }
     let ds = Dataset::load(&args.input)?;
     let intensity = ds.require("intensity")?;
     let mask = ds.require("mask")?;
