@@ -107,7 +107,9 @@ pub fn eval_files(
 
 /// Runs the subcommand.
 pub fn run(args: &EvalArgs, device: &Device) -> Result<()> {
-    let mut data = Prepared::from_dataset(&Dataset::load(&args.data)?)?;
+    let ds = Dataset::load(&args.data)?;
+    ds.require_gaps()?;
+    let mut data = Prepared::from_dataset(&ds)?;
     if let Some(n) = args.limit {
         if n == 0 {
             return Err(Error::arg("eval", "limit", "must be >= 1"));

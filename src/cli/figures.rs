@@ -78,8 +78,7 @@ pub fn write_slices(dir: &Path, object: &ArrayD<Complex32>) -> Result<()> {
         }
         for (name, img) in [("modulus", &modimg), ("phase", &phimg)] {
             let p = dir.join(format!("{name}_axis{axis}.png"));
-            img.save(&p)
-                .map_err(|e| Error::data(&p, format!("cannot write the PNG: {e}")))?;
+            crate::data::io::write_png(&p, img)?;
         }
     }
     Ok(())

@@ -51,6 +51,13 @@ pub struct InpaintArgs {
 
 /// Runs the subcommand.
 pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
+    if args.stride == 0 || args.stride > 32 {
+        return Err(Error::arg(
+            "inpaint",
+            "--stride",
+            format!("{} asked, allowed 1..=32", args.stride),
+        ));
+    }
     let mut z = NpzFile::open(&args.input)?;
     let key = match &args.mask_key {
         Some(k) => k.clone(),
@@ -84,6 +91,16 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
         intensity = intensity.insert_axis(Axis(0));
         mask = mask.insert_axis(Axis(0));
     }
+    // Values in the gap are never used (detectors often mark them with -1 or NaN).
+    crate::data::validate::masks(&args.input, &key, &mask)?;
+    ndarray::Zip::from(&mut intensity)
+        .and(&mask)
+        .for_each(|v, &m| {
+            if m != 0.0 {
+                *v = 0.0
+            }
+        });
+    crate::data::validate::counts(&args.input, "intensity", &intensity)?;
     let dims = intensity.ndim().saturating_sub(1);
     if !(2..=3).contains(&dims) {
         return Err(Error::data(

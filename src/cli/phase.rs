@@ -1,13 +1,12 @@
 //! `bragg phase`: iterative phase retrieval of an intensity read from .npz/.npy, and the small
 //! npz/npy helpers it shares with `bragg compare`.
 
+use crate::data::npy::{read_npy, NpyArray, NpzFile, NpzWriter};
 use crate::phasing::{self, Chain, Options, Problem, ShrinkWrap, Start, ThresholdMethod};
 use crate::{Error, Result};
 use clap::Args;
 use ndarray::{ArrayD, Axis, IxDyn};
-use ndarray_npy::{NpzReader, NpzWriter, ReadNpyExt, ReadableElement};
-use num_complex::{Complex32, Complex64};
-use std::fs::File;
+use num_complex::Complex32;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `bragg phase`.
@@ -78,14 +77,6 @@ pub struct PhaseArgs {
     pub figures: Option<PathBuf>,
 }
 
-fn npz_names(path: &Path) -> Result<Vec<String>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut npz =
-        NpzReader::new(file).map_err(|e| Error::data(path, format!("not a valid .npz: {e}")))?;
-    npz.names()
-        .map_err(|e| Error::data(path, format!("cannot list the arrays: {e}")))
-}
-
 fn is_npy(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
@@ -96,64 +87,30 @@ pub fn has_key(path: &Path, key: &str) -> Result<bool> {
     if is_npy(path) {
         return Ok(false);
     }
-    Ok(npz_names(path)?.iter().any(|n| n == key))
+    Ok(NpzFile::open(path)?.has(key))
 }
 
-fn read_typed<T: ReadableElement>(path: &Path, key: &str) -> Result<Option<ArrayD<T>>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+/// Reads array `key` of an .npz (or the array of an .npy) through the hardened reader: sizes
+/// checked against the file before allocating, CRC-32 verified, only regular files.
+fn read_any(path: &Path, key: &str) -> Result<NpyArray> {
     if is_npy(path) {
-        return Ok(ArrayD::<T>::read_npy(file).ok());
+        return read_npy(path);
     }
-    let mut npz =
-        NpzReader::new(file).map_err(|e| Error::data(path, format!("not a valid .npz: {e}")))?;
-    Ok(npz.by_name::<ndarray::OwnedRepr<T>, IxDyn>(key).ok())
+    NpzFile::open(path)?.read(key)
 }
 
-fn missing(path: &Path, key: &str, what: &str) -> Error {
-    if is_npy(path) {
-        return Error::data(path, format!("cannot read a {what} array from this .npy"));
-    }
-    match npz_names(path) {
-        Ok(names) if !names.iter().any(|n| n == key) => {
-            Error::data(path, format!("no key `{key}` (keys: {})", names.join(", ")))
-        }
-        _ => Error::data(path, format!("key `{key}`: not a {what} array")),
-    }
-}
-
-/// Reads a real array (f32, f64, integer or bool dtypes) as f32.
+/// Reads a real array (any float, integer or bool dtype, float16 included) as f32.
 pub fn read_real(path: &Path, key: &str) -> Result<ArrayD<f32>> {
-    if let Some(a) = read_typed::<f32>(path, key)? {
-        return Ok(a);
-    }
-    if let Some(a) = read_typed::<f64>(path, key)? {
-        return Ok(a.mapv(|v| v as f32));
-    }
-    macro_rules! try_int {
-        ($($t:ty),*) => {$(
-            if let Some(a) = read_typed::<$t>(path, key)? {
-                return Ok(a.mapv(|v| v as f32));
-            }
-        )*};
-    }
-    try_int!(u8, i8, u16, i16, u32, i32, u64, i64);
-    if let Some(a) = read_typed::<bool>(path, key)? {
-        return Ok(a.mapv(|v| f32::from(u8::from(v))));
-    }
-    Err(missing(path, key, "real"))
+    let a = read_any(path, key)?;
+    a.into_f32()
+        .map_err(|m| Error::data(path, format!("key `{key}`: {m}")))
 }
 
 /// Reads a complex array (complex64 or complex128; a real array is taken as real) as complex64.
 pub fn read_complex(path: &Path, key: &str) -> Result<ArrayD<Complex32>> {
-    if let Some(a) = read_typed::<Complex32>(path, key)? {
-        return Ok(a);
-    }
-    if let Some(a) = read_typed::<Complex64>(path, key)? {
-        return Ok(a.mapv(|v| Complex32::new(v.re as f32, v.im as f32)));
-    }
-    read_real(path, key)
-        .map(|a| a.mapv(|v| Complex32::new(v, 0.0)))
-        .map_err(|_| missing(path, key, "complex"))
+    let a = read_any(path, key)?;
+    a.into_complex()
+        .map_err(|m| Error::data(path, format!("key `{key}`: {m}")))
 }
 
 /// Selects one item of a batch: `index` given -> the first axis is the batch; without it a 4D
@@ -226,31 +183,69 @@ fn select_like<T: Clone>(
     Ok(a)
 }
 
-/// Writes arrays into `path` atomically (a temporary file in the same folder, then a rename).
+/// Writes arrays into `path` atomically (a unique temporary file in the same folder, fsync,
+/// rename, folder fsync; removed on error).
 pub fn write_npz_atomic(
     path: &Path,
-    write: impl FnOnce(&mut NpzWriter<File>) -> std::result::Result<(), ndarray_npy::WriteNpzError>,
+    write: impl FnOnce(&mut NpzWriter) -> Result<()>,
 ) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let mut npz = NpzWriter::new(file);
-    let res = write(&mut npz).and_then(|_| npz.finish().map(|_| ()));
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::data(path, format!("cannot write the .npz: {e}")));
+    let mut npz = NpzWriter::create(path)?;
+    write(&mut npz)?;
+    npz.finish()
+}
+
+/// Most runs `bragg phase` accepts.
+pub const MAX_RUNS: usize = 10_000;
+
+/// Checks the numeric flags before any file is read.
+fn check_args(args: &PhaseArgs) -> Result<()> {
+    if args.runs == 0 || args.runs > MAX_RUNS {
+        return Err(Error::arg(
+            "phase",
+            "--runs",
+            format!("{} asked, allowed 1..={MAX_RUNS}", args.runs),
+        ));
     }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    if args.keep == 0 {
+        return Err(Error::arg("phase", "--keep", "must be >= 1"));
+    }
+    for (name, v) in [
+        ("--support-threshold", args.support_threshold),
+        (
+            "--autocorrelation-threshold",
+            args.autocorrelation_threshold,
+        ),
+        ("--beta", args.beta),
+        ("--confidence", args.confidence),
+        ("--free-fraction", args.free_fraction),
+    ] {
+        if !v.is_finite() || v < 0.0 {
+            return Err(Error::arg(
+                "phase",
+                "value",
+                format!("{name} {v}: must be finite and >= 0"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Runs `bragg phase` with the cycles on `device` (see [`phasing::phase_on`]).
 pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
     let t0 = std::time::Instant::now();
+    check_args(args)?;
     let chain = Chain::parse(&args.algorithm)?;
     let path = &args.input;
     let intensity = select(read_real(path, &args.key)?, args.index, path, &args.key)?;
     let shape = intensity.shape().to_vec();
+    let kept_bytes = (args.keep.min(args.runs) as u64 + 1)
+        .saturating_mul(intensity.len() as u64)
+        .saturating_mul(9);
+    crate::data::io::check_allocation(
+        path,
+        &format!("keeping {} runs of {shape:?}", args.keep.min(args.runs)),
+        kept_bytes,
+    )?;
     let mask_key = match &args.mask_key {
         Some(k) if k.is_empty() || k.eq_ignore_ascii_case("none") => None,
         Some(k) => Some(k.clone()),
@@ -346,12 +341,11 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
     let free_llk = ndarray::Array1::from_iter(runs.iter().map(|r| r.free_llk));
     let run_index = ndarray::Array1::from_iter(runs.iter().map(|r| r.index as u64));
     write_npz_atomic(&args.out, |npz| {
-        npz.add_array("object", &objects)?;
-        npz.add_array("support", &supports)?;
-        npz.add_array("llk", &llk)?;
-        npz.add_array("free_llk", &free_llk)?;
-        npz.add_array("run", &run_index)?;
-        Ok(())
+        npz.add("object", &objects)?;
+        npz.add("support", &supports)?;
+        npz.add("llk", &llk.into_dyn())?;
+        npz.add("free_llk", &free_llk.into_dyn())?;
+        npz.add("run", &run_index.into_dyn())
     })?;
     if let Some(dir) = &args.figures {
         super::figures::write_slices(dir, &runs[0].object)?;

@@ -1,6 +1,6 @@
 //! `bragg simulate`: writes a simulated BCDI dataset (`.npz`).
 
-use crate::sim::{GapSpec, Range, SimConfig};
+use crate::sim::{Field, GapSpec, Range, SimConfig};
 use crate::{Error, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -73,8 +73,36 @@ impl SimulateArgs {
         }
         c.half |= self.half;
         c.validate()?;
+        if c.count == 0 || c.count > MAX_COUNT {
+            return Err(Error::arg(
+                "simulate",
+                "count",
+                format!("{} asked, allowed 1..={MAX_COUNT}", c.count),
+            ));
+        }
         Ok(c)
     }
+}
+
+/// Most patterns one `bragg simulate` writes.
+pub const MAX_COUNT: usize = 10_000_000;
+
+/// Bytes of the arrays of a dataset (the archive; staging needs as much again).
+pub fn dataset_bytes(c: &SimConfig) -> u64 {
+    let voxels = (c.size as u64).saturating_pow(c.dim as u32);
+    let float = if c.half { 2 } else { 4 };
+    let mut fields = c.fields.clone();
+    fields.sort_by_key(|f| f.key());
+    fields.dedup();
+    let per: u64 = fields
+        .iter()
+        .map(|f| match f {
+            Field::Mask => 1,
+            Field::Object => 8,
+            _ => float,
+        })
+        .sum();
+    voxels.saturating_mul(per).saturating_mul(c.count as u64)
 }
 
 /// Runs the subcommand.
@@ -87,6 +115,24 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
             "give --out FILE.npz or `out` in the recipe",
         )
     })?;
+    let need = dataset_bytes(&cfg).saturating_mul(2);
+    if let Some(free) = crate::data::io::free_space(&out) {
+        if need > free {
+            return Err(Error::arg(
+                "simulate",
+                "count",
+                format!(
+                    "{} patterns of {}^{} need about {} while writing {} (staging files and the archive), only {} is free there",
+                    cfg.count,
+                    cfg.size,
+                    cfg.dim,
+                    crate::data::io::human_bytes(need),
+                    out.display(),
+                    crate::data::io::human_bytes(free)
+                ),
+            ));
+        }
+    }
     let bar = indicatif::ProgressBar::new(cfg.count as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(

@@ -94,7 +94,11 @@ impl TrainArgs {
     pub fn config(&self, dims: usize) -> Result<TrainConfig> {
         let r: TrainRecipe = match &self.recipe {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+                let text = crate::data::io::read_text_bounded(
+                    p,
+                    crate::data::io::MAX_RECIPE_BYTES,
+                    "recipe",
+                )?;
                 toml::from_str(&text).map_err(|e| Error::data(p, format!("recipe: {e}")))?
             }
             None => TrainRecipe::default(),
@@ -136,19 +140,104 @@ impl TrainArgs {
     }
 }
 
+/// Largest accepted `--epochs`.
+pub const MAX_EPOCHS: usize = 100_000;
+/// Largest accepted `--batch`.
+pub const MAX_BATCH: usize = 65_536;
+/// Largest accepted `--patches` (per volume).
+pub const MAX_PATCHES: usize = 10_000;
+
+impl TrainArgs {
+    /// Checks the numeric flags before any file is read; errors name the flag and the range.
+    pub fn check(&self) -> Result<()> {
+        let range = |flag: &'static str, v: Option<usize>, max: usize| -> Result<()> {
+            match v {
+                Some(v) if v == 0 || v > max => Err(Error::arg(
+                    "train",
+                    flag,
+                    format!("{v} asked, allowed 1..={max}"),
+                )),
+                _ => Ok(()),
+            }
+        };
+        range("--epochs", self.epochs, MAX_EPOCHS)?;
+        range("--batch", self.batch, MAX_BATCH)?;
+        range("--patches", self.patches, MAX_PATCHES)?;
+        range("--max-steps", self.max_steps, usize::MAX)?;
+        range("--width", self.width, 4096)?;
+        range("--depth", self.depth, 400)?;
+        range("--max-dilation", self.max_dilation, 1024)?;
+        let p = crate::models::patch_unet3d::PATCH;
+        if self.patches.is_some() && (self.patch_gap == 0 || self.patch_gap >= p) {
+            return Err(Error::arg(
+                "train",
+                "--patch-gap",
+                format!("{} asked, allowed 1..={}", self.patch_gap, p - 1),
+            ));
+        }
+        if let Some(lr) = self.lr {
+            if !(lr > 0.0 && lr.is_finite()) {
+                return Err(Error::arg(
+                    "train",
+                    "--lr",
+                    format!("{lr}: must be positive and finite"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rough bytes of host memory a CPU training run needs: weights, gradients and the two Adam
+/// moments, plus the activations of one batch kept for the backward pass.
+pub fn training_bytes(m: &ModelConfig, pattern: &[usize], batch: usize) -> u64 {
+    let voxels: u64 = pattern.iter().map(|&n| n as u64).product();
+    let b = batch as u64;
+    let per_sample: u64 = match m.kind {
+        ModelKind::Unet | ModelKind::DilatedUnet => (0..m.depth)
+            .map(|i| {
+                let w = (m.width as u64).saturating_mul(1 << i.min(62));
+                (voxels >> (m.dims * i).min(63)).saturating_mul(w.saturating_mul(6))
+            })
+            .fold(0u64, u64::saturating_add),
+        ModelKind::Msd => voxels.saturating_mul(1 + (m.depth as u64) * (m.width as u64) * 3),
+        ModelKind::PatchUnet3d => voxels.saturating_mul(1500),
+        ModelKind::GapUnet3d => voxels.saturating_mul((m.width as u64).saturating_mul(16)),
+    };
+    m.parameter_count()
+        .saturating_mul(16)
+        .saturating_add(per_sample.saturating_mul(b).saturating_mul(4))
+}
+
 /// Runs the subcommand.
 pub fn run(args: &TrainArgs, device: &Device) -> Result<()> {
+    args.check()?;
     let load = |p: &std::path::Path, seed: u64| -> Result<Prepared> {
         let ds = Dataset::load(p)?;
         match args.patches {
-            Some(n) => Prepared::from_patches(
-                ds.require("truth")?,
-                n,
-                crate::models::patch_unet3d::PATCH,
-                args.patch_gap,
-                seed,
-            ),
-            None => Prepared::from_dataset(&ds),
+            Some(n) => {
+                let truth = ds.require("truth")?;
+                let pp = crate::models::patch_unet3d::PATCH as u64;
+                let bytes = (truth.shape()[0] as u64)
+                    .saturating_mul(n as u64)
+                    .saturating_mul(pp * pp * pp * 4 * 5);
+                crate::data::io::check_allocation(
+                    p,
+                    &format!("{n} patches of {pp}^3 per volume"),
+                    bytes,
+                )?;
+                Prepared::from_patches(
+                    truth,
+                    n,
+                    crate::models::patch_unet3d::PATCH,
+                    args.patch_gap,
+                    seed,
+                )
+            }
+            None => {
+                ds.require_gaps()?;
+                Prepared::from_dataset(&ds)
+            }
         }
     };
     let seed = args.seed.unwrap_or(0);
@@ -158,6 +247,28 @@ pub fn run(args: &TrainArgs, device: &Device) -> Result<()> {
         None => None,
     };
     let cfg = args.config(train_set.pattern_shape().len())?;
+    cfg.model.validate()?;
+    if !device.is_opencl() {
+        let need = training_bytes(&cfg.model, train_set.pattern_shape(), cfg.batch);
+        if let Some(avail) = crate::data::io::available_memory() {
+            if need > avail {
+                return Err(Error::arg(
+                    "train",
+                    "--width/--depth/--batch",
+                    format!(
+                        "{} width {} depth {} at batch {} on {:?} patterns needs about {} of memory, {} is available",
+                        cfg.model.kind,
+                        cfg.model.width,
+                        cfg.model.depth,
+                        cfg.batch,
+                        train_set.pattern_shape(),
+                        crate::data::io::human_bytes(need),
+                        crate::data::io::human_bytes(avail)
+                    ),
+                ));
+            }
+        }
+    }
     let t0 = std::time::Instant::now();
     let trained = train(&cfg, &train_set, val.as_ref(), device)?;
     eprintln!(

@@ -20,8 +20,10 @@ struct Stage {
     w: Option<BufWriter<File>>,
 }
 
-/// Streams samples to per-array staging files next to the output, then assembles the `.npz`
-/// (written to `<out>.tmp`, renamed at the end). Staging files are removed on drop.
+/// Streams samples to per-array staging files next to the output (unique names, so that two
+/// runs writing the same output never share one), then assembles the `.npz` (a unique
+/// temporary file, fsynced and renamed at the end: the output is always one run's complete
+/// data). Staging files are removed on every path, errors included.
 pub struct DatasetWriter {
     path: PathBuf,
     dim: usize,
@@ -38,15 +40,15 @@ pub struct DatasetWriter {
 impl DatasetWriter {
     /// Prepares a dataset of patterns of `shape`, storing `fields`.
     pub fn create(path: &Path, shape: &[usize], fields: &[Field], half: bool) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
         let mut stages = Vec::new();
         for &field in fields {
             if stages.iter().any(|s: &Stage| s.field == field) {
                 continue;
             }
-            let mut p = path.as_os_str().to_owned();
-            p.push(format!(".{}.part", field.key()));
-            let p = PathBuf::from(p);
-            let f = File::create(&p).map_err(|e| Error::io(&p, e))?;
+            let (f, p) = super::io::create_temp(path, field.key())?;
             stages.push(Stage {
                 field,
                 path: p,
@@ -75,6 +77,30 @@ impl DatasetWriter {
         }
     }
 
+    /// A float value that float16 cannot hold (it would be written as infinity) is an error.
+    fn check_half(&self, s: &Sample) -> Result<()> {
+        for st in &self.stages {
+            let a = match st.field {
+                Field::Intensity => &s.intensity,
+                Field::Truth => &s.truth,
+                Field::Noiseless => &s.noiseless,
+                Field::Phase => &s.phase,
+                Field::Mask | Field::Object => continue,
+            };
+            if let Some(v) = a.iter().find(|v| f16::from_f32(**v).is_infinite()) {
+                return Err(Error::data(
+                    &self.path,
+                    format!(
+                        "sample {}: `{}` value {v} overflows float16 (largest 65504); store float32 (no --half, `half = false`) or lower the photon count",
+                        self.count,
+                        st.field.key()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Appends one sample.
     pub fn push(&mut self, s: &Sample) -> Result<()> {
         if s.truth.shape() != self.shape.as_slice() {
@@ -84,6 +110,9 @@ impl DatasetWriter {
             ));
         }
         let half = self.half;
+        if half {
+            self.check_half(s)?;
+        }
         for st in &mut self.stages {
             let w =
                 st.w.as_mut()
@@ -135,7 +164,14 @@ impl DatasetWriter {
             };
             out.start(st.field.key(), descr, &shape, item)?;
             let mut r = BufReader::new(File::open(&st.path).map_err(|e| Error::io(&st.path, e))?);
-            std::io::copy(&mut r, out.writer()).map_err(|e| Error::io(&st.path, e))?;
+            let n = std::io::copy(&mut r, out.writer()).map_err(|e| Error::io(&st.path, e))?;
+            let want = shape.iter().product::<usize>() as u64 * item as u64;
+            if n != want {
+                return Err(Error::data(
+                    &st.path,
+                    format!("staging file holds {n} bytes, expected {want}"),
+                ));
+            }
             let _ = std::fs::remove_file(&st.path);
         }
         let os = Array2::from_shape_vec((k, self.dim), std::mem::take(&mut self.oversampling))
@@ -211,15 +247,68 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Loads every known key present in `path` (f16 arrays are widened to f32).
+    /// Loads every known key present in `path` (f16 arrays are widened to f32) and validates
+    /// it: every value finite, intensities (`intensity`, `truth`, `noiseless`) non-negative,
+    /// masks of 0/1 only with no pattern entirely masked. Errors name the file and the key.
     pub fn load(path: &Path) -> Result<Self> {
+        let d = Dataset::load_unchecked(path)?;
+        d.validate()?;
+        Ok(d)
+    }
+
+    /// Checks the values (see [`Dataset::load`]).
+    pub fn validate(&self) -> Result<()> {
+        use super::validate as v;
+        let p = self.path.as_path();
+        for (key, a) in [
+            ("intensity", &self.intensity),
+            ("truth", &self.truth),
+            ("noiseless", &self.noiseless),
+        ] {
+            if let Some(a) = a {
+                v::counts(p, key, a)?;
+            }
+        }
+        for (key, a) in [
+            ("phase", &self.phase),
+            ("oversampling", &self.oversampling),
+            ("photons", &self.photons),
+            ("gap_pos", &self.gap_pos),
+            ("gap_width", &self.gap_width),
+        ] {
+            if let Some(a) = a {
+                v::finite(p, key, a)?;
+            }
+        }
+        if let Some(m) = &self.mask {
+            v::masks(p, "mask", m)?;
+        }
+        if let Some(o) = &self.object {
+            v::finite_complex(p, "object", o)?;
+        }
+        Ok(())
+    }
+
+    /// Every pattern's mask must have at least one gap pixel (training and scoring).
+    pub fn require_gaps(&self) -> Result<()> {
+        super::validate::masks_have_gaps(&self.path, "mask", self.require("mask")?)
+    }
+
+    /// The file the dataset was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Loads every known key present in `path` without checking the values (shapes are
+    /// still checked).
+    pub fn load_unchecked(path: &Path) -> Result<Self> {
         let mut z = NpzFile::open(path)?;
         let mut real = |key: &str| -> Result<Option<ArrayD<f32>>> {
             if !z.has(key) {
                 return Ok(None);
             }
             let a = z.read(key)?;
-            a.to_f32()
+            a.into_f32()
                 .map(Some)
                 .map_err(|m| Error::data(path, format!("key `{key}`: {m}")))
         };

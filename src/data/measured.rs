@@ -23,7 +23,8 @@ pub struct Measured {
 fn check_intensity(path: &Path, key: &str, a: &NpyArray) -> Result<ArrayD<f32>> {
     let bad = |m: String| Error::data(path, format!("key `{key}`: {m}"));
     match a.dtype() {
-        "float32" | "float64" | "float16" | "uint16" | "uint32" | "int32" | "uint8" => {}
+        "float32" | "float64" | "float16" | "uint8" | "uint16" | "uint32" | "uint64" | "int8"
+        | "int16" | "int32" | "int64" => {}
         d => return Err(bad(format!("unsupported intensity dtype {d}"))),
     }
     if a.shape.len() != 2 && a.shape.len() != 3 {
@@ -54,7 +55,7 @@ fn check_mask(path: &Path, key: &str, a: &NpyArray, shape: &[usize]) -> Result<A
             a.shape
         )));
     }
-    if matches!(a.dtype(), "complex64") {
+    if a.is_complex() {
         return Err(bad("complex mask".into()));
     }
     let m = a.to_f32().map_err(bad)?;

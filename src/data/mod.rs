@@ -2,10 +2,12 @@
 //! normalisation and 3D patches.
 
 pub mod dataset;
+pub mod io;
 pub mod measured;
 pub mod normalize;
 pub mod npy;
 pub mod patches;
+pub mod validate;
 
 pub use dataset::{write_dataset, Dataset, DatasetWriter};
 pub use measured::{read_measured, Measured};

@@ -66,7 +66,8 @@ fn marginal_cdf(a: &ArrayView3<f32>, axis: usize) -> Vec<f64> {
             acc
         })
         .collect();
-    if acc <= 0.0 {
+    // No signal, or non-finite values (refused on load; guarded here too): uniform centres.
+    if !(acc > 0.0 && acc.is_finite()) {
         let n = cdf.len() as f64;
         cdf.iter_mut()
             .enumerate()

@@ -80,6 +80,5 @@ pub fn write_grid(path: &Path, rows: &[Vec<ArrayD<f32>>], zoom: u32) -> Result<(
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    img.save(path)
-        .map_err(|e| Error::data(path, format!("writing PNG: {e}")))
+    crate::data::io::write_png(path, &img)
 }

@@ -164,7 +164,7 @@ impl ModelConfig {
         if !self.slope.is_finite() {
             return Err(Error::arg(OP, "slope", "must be finite"));
         }
-        Ok(())
+        self.check_size()
     }
 
     /// Spatial sizes must be multiples of this (2^depth for UNets, 32 for the patch model).
@@ -193,6 +193,118 @@ impl ModelConfig {
             .map_err(|e| Error::arg("model", "config", format!("bad model config JSON: {e}")))?;
         c.validate()?;
         Ok(c)
+    }
+}
+
+/// Most parameters a model may have (400 MB of f32 weights; the thesis UNet has 19.4 million
+/// in 2-D, 58.3 million in 3-D).
+pub const MAX_PARAMETERS: u64 = 100_000_000;
+
+impl ModelConfig {
+    /// Number of trainable parameters of the network this configuration builds, computed
+    /// without building it (saturating: absurd configurations give huge numbers, never an
+    /// overflow).
+    pub fn parameter_count(&self) -> u64 {
+        let k = 3u64.saturating_pow(self.dims as u32);
+        let conv = |cin: u64, cout: u64, k: u64| cin.saturating_mul(cout).saturating_mul(k) + cout;
+        let width = self.width as u64;
+        match self.kind {
+            ModelKind::Unet | ModelKind::DilatedUnet => {
+                let ndil = if self.kind == ModelKind::DilatedUnet {
+                    dilated_unet::DILATIONS.len()
+                } else {
+                    0
+                };
+                let (mut total, mut cin) = (0u64, 1u64);
+                let mut skip = vec![];
+                for i in 0..self.depth {
+                    let w = width.saturating_mul(1u64 << i.min(62));
+                    if i < ndil {
+                        let n = dilated_unet::DILATIONS[i].len() as u64;
+                        let each = (w / n).max(1);
+                        total = total.saturating_add(conv(cin, each, k).saturating_mul(n));
+                        cin = cin.saturating_add(each * n);
+                    } else {
+                        total = total.saturating_add(conv(cin, w, k));
+                        cin = w;
+                    }
+                    skip.push(cin);
+                }
+                for i in (0..self.depth).rev() {
+                    let w = width.saturating_mul(1u64 << i.min(62));
+                    total = total.saturating_add(conv(cin.saturating_add(skip[i]), w, k));
+                    cin = w;
+                }
+                total.saturating_add(conv(cin, 1, 1))
+            }
+            ModelKind::Msd => {
+                let (mut total, mut cin) = (0u64, 1u64);
+                for _ in 0..self.depth {
+                    total = total.saturating_add(conv(cin, 1, k).saturating_mul(width));
+                    cin = cin.saturating_add(width);
+                }
+                total.saturating_add(conv(cin, 1, 1))
+            }
+            ModelKind::PatchUnet3d => 2_771_309,
+            ModelKind::GapUnet3d => {
+                let ch = |l: usize| width.saturating_mul(1u64 << l.min(62));
+                let mut total = 0u64;
+                for l in 0..self.depth {
+                    let cin = if l == 0 {
+                        gap_unet3d::IN_CHANNELS as u64
+                    } else {
+                        ch(l - 1)
+                    };
+                    total = total
+                        .saturating_add(conv(cin, ch(l), k))
+                        .saturating_add(conv(ch(l), ch(l), k));
+                }
+                for l in (0..self.depth.saturating_sub(1)).rev() {
+                    total = total
+                        .saturating_add(conv(ch(l + 1).saturating_add(ch(l)), ch(l), k))
+                        .saturating_add(conv(ch(l), ch(l), k));
+                }
+                total.saturating_add(conv(ch(0), 1, 1))
+            }
+        }
+    }
+
+    /// Refuses configurations whose weights exceed [`MAX_PARAMETERS`] or the available memory,
+    /// before any network is built; the error says what was asked and what is allowed.
+    pub fn check_size(&self) -> Result<()> {
+        let n = self.parameter_count();
+        if n > MAX_PARAMETERS {
+            return Err(Error::arg(
+                "model",
+                "width/depth",
+                format!(
+                    "{} width {} depth {} ({}-D) has {n} parameters ({} of weights); at most {MAX_PARAMETERS} are allowed",
+                    self.kind,
+                    self.width,
+                    self.depth,
+                    self.dims,
+                    crate::data::io::human_bytes(n.saturating_mul(4))
+                ),
+            ));
+        }
+        if let Some(avail) = crate::data::io::available_memory() {
+            let need = n.saturating_mul(4);
+            if need > avail {
+                return Err(Error::arg(
+                    "model",
+                    "width/depth",
+                    format!(
+                        "{} width {} depth {} needs {} of weights but only {} of memory is available",
+                        self.kind,
+                        self.width,
+                        self.depth,
+                        crate::data::io::human_bytes(need),
+                        crate::data::io::human_bytes(avail)
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -328,6 +440,22 @@ pub fn model_from_checkpoint(
         )
     })?;
     let config = ModelConfig::from_json(json).map_err(|e| Error::data(path, e.to_string()))?;
+    let held: u64 = ckpt
+        .tensors
+        .iter()
+        .filter(|(k, _)| !k.starts_with("adam."))
+        .map(|(_, t)| t.shape().iter().product::<usize>() as u64)
+        .sum();
+    if held < config.parameter_count() / 2 {
+        return Err(Error::data(
+            path,
+            format!(
+                "the metadata describes a {} of {} parameters but the file holds only {held} values",
+                config.kind,
+                config.parameter_count()
+            ),
+        ));
+    }
     let model = build(&config, device, 0)?;
     crate::nn::io::load_into(path, &ckpt, &model.parameters())?;
     Ok(LoadedModel {

@@ -46,23 +46,10 @@ pub fn save(
     write_atomic(path, &bytes)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` atomically: a unique temporary file in the same folder, fsync,
+/// rename, folder fsync (see [`crate::data::io::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    crate::data::io::write_atomic(path, bytes)
 }
 
 /// A loaded checkpoint: tensors by name (on the requested device) and the metadata.
@@ -73,38 +60,113 @@ pub struct Checkpoint {
     pub metadata: HashMap<String, String>,
 }
 
-/// Reads a safetensors file; every tensor must be f32.
+/// Reads a safetensors file (a regular file of at most [`crate::data::io::MAX_MODEL_BYTES`]).
+/// Tensors may be stored as F32, F16, BF16 or F64 (converted to f32); every value must be
+/// finite, so a corrupt or diverged file is refused before it is used.
 pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    load_bytes(&bytes, path, device)
+    checkpoint_on(read_host(path)?, device)
 }
 
-/// Reads a safetensors file held in memory (e.g. weights embedded in the binary); `origin`
-/// names it in errors.
+/// Reads a safetensors file held in memory (e.g. weights embedded in the binary) with the
+/// checks of [`load`]; `path` names it in errors.
 pub fn load_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<Checkpoint> {
+    checkpoint_on(host_from_bytes(bytes, path)?, device)
+}
+
+fn checkpoint_on(
+    (tensors, metadata): (HostTensors, HashMap<String, String>),
+    device: &Device,
+) -> Result<Checkpoint> {
+    let mut out = HashMap::new();
+    for (name, (shape, data)) in tensors {
+        let t = Tensor::from_vec(data, &shape, device)?;
+        out.insert(name, t);
+    }
+    Ok(Checkpoint {
+        tensors: out,
+        metadata,
+    })
+}
+
+/// Tensors of a safetensors file on the host: name -> (shape, f32 values).
+pub type HostTensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Reads only the string metadata of a safetensors file (bounded, regular files only).
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    let bytes = read_file(path)?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::data(path, format!("not a valid safetensors header: {e}")))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    crate::data::io::read_bounded(path, crate::data::io::MAX_MODEL_BYTES, "model")
+}
+
+/// Reads and checks a safetensors file on the host (see [`load`]).
+pub fn read_host(path: &Path) -> Result<(HostTensors, HashMap<String, String>)> {
+    host_from_bytes(&read_file(path)?, path)
+}
+
+fn host_from_bytes(bytes: &[u8], path: &Path) -> Result<(HostTensors, HashMap<String, String>)> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e}")))?;
     let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| Error::data(path, format!("not a valid safetensors header: {e}")))?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
-        if view.dtype() != Dtype::F32 {
+        let raw = view.data();
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F32 => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::F16 => raw
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => raw
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::F64 => raw
+                .chunks_exact(8)
+                .map(|c| {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(c);
+                    f64::from_le_bytes(a) as f32
+                })
+                .collect(),
+            other => {
+                return Err(Error::data(
+                    path,
+                    format!("tensor `{name}` is {other:?}, expected F32, F16, BF16 or F64"),
+                ))
+            }
+        };
+        let want: usize = view.shape().iter().product();
+        if data.len() != want {
             return Err(Error::data(
                 path,
-                format!("tensor `{name}` is {:?}, expected F32", view.dtype()),
+                format!(
+                    "tensor `{name}` holds {} values for shape {:?}",
+                    data.len(),
+                    view.shape()
+                ),
             ));
         }
-        let data: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        tensors.insert(name.clone(), Tensor::from_vec(data, view.shape(), device)?);
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::data(
+                path,
+                format!(
+                    "tensor `{name}` holds the non-finite value {} at flat index {i} (a corrupt or diverged model is refused)",
+                    data[i]
+                ),
+            ));
+        }
+        tensors.insert(name.clone(), (view.shape().to_vec(), data));
     }
-    Ok(Checkpoint {
-        tensors,
-        metadata: meta.metadata().clone().unwrap_or_default(),
-    })
+    Ok((tensors, meta.metadata().clone().unwrap_or_default()))
 }
 
 /// Saves a module's parameters with metadata.

@@ -21,6 +21,20 @@ use std::str::FromStr;
 const MAX_OPS: usize = 100_000;
 /// Most cycles accepted in one chain.
 const MAX_CYCLES: usize = 10_000_000;
+/// Deepest nesting of parentheses accepted.
+pub const MAX_DEPTH: usize = 32;
+/// Longest chain string accepted (characters).
+pub const MAX_LEN: usize = 4096;
+
+/// The chain string as quoted in messages (long strings shortened).
+fn quoted(text: &str) -> String {
+    if text.chars().count() <= 80 {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(60).collect();
+        format!("{head}... ({} characters)", text.chars().count())
+    }
+}
 
 /// One operation of an expanded chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +60,23 @@ pub struct Chain {
 impl Chain {
     /// Parses a chain string (see the module documentation for the syntax).
     pub fn parse(text: &str) -> Result<Self> {
+        let len = text.chars().count();
+        if len > MAX_LEN {
+            return Err(Error::arg(
+                "phasing chain",
+                "algorithm",
+                format!(
+                    "`{}`: {len} characters, at most {MAX_LEN} allowed",
+                    quoted(text)
+                ),
+            ));
+        }
         let tokens = tokenize(text)?;
         let mut p = Parser {
             text,
             tokens,
             pos: 0,
+            depth: 0,
         };
         let ops = p.sequence()?;
         if p.pos != p.tokens.len() {
@@ -64,7 +90,7 @@ impl Chain {
             return Err(Error::arg(
                 "phasing chain",
                 "algorithm",
-                format!("`{text}` runs no ER/HIO/RAAR cycle"),
+                format!("`{}` runs no ER/HIO/RAAR cycle", quoted(text)),
             ));
         }
         Ok(chain)
@@ -186,7 +212,7 @@ fn tokenize(text: &str) -> Result<Vec<Tok>> {
                 Error::arg(
                     "phasing chain",
                     "algorithm",
-                    format!("`{text}`: number `{s}` is too large"),
+                    format!("`{}`: number `{s}` is too large", quoted(text)),
                 )
             })?;
             out.push(Tok::Num(n));
@@ -200,7 +226,10 @@ fn tokenize(text: &str) -> Result<Vec<Tok>> {
             return Err(Error::arg(
                 "phasing chain",
                 "algorithm",
-                format!("`{text}`: unexpected character `{c}` at position {i}"),
+                format!(
+                    "`{}`: unexpected character `{c}` at position {i}",
+                    quoted(text)
+                ),
             ));
         }
     }
@@ -211,6 +240,8 @@ struct Parser<'a> {
     text: &'a str,
     tokens: Vec<Tok>,
     pos: usize,
+    /// Current nesting depth of parentheses.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -220,7 +251,7 @@ impl Parser<'_> {
             "algorithm",
             format!(
                 "`{}`: {detail} (expected e.g. `RAAR**600,ER**200` or `(Sup*HIO**50)**6,ER**100`)",
-                self.text
+                quoted(self.text)
             ),
         )
     }
@@ -318,7 +349,15 @@ impl Parser<'_> {
             }
             Some(Tok::Open) => {
                 self.pos += 1;
-                let ops = self.sequence()?;
+                if self.depth >= MAX_DEPTH {
+                    return Err(
+                        self.error(format!("parentheses nested deeper than {MAX_DEPTH} levels"))
+                    );
+                }
+                self.depth += 1;
+                let ops = self.sequence();
+                self.depth -= 1;
+                let ops = ops?;
                 if self.peek() != Some(&Tok::Close) {
                     return Err(self.error("missing `)`".into()));
                 }
@@ -399,5 +438,14 @@ mod tests {
         }
         let err = Chain::parse("FOO**3").unwrap_err().to_string();
         assert!(err.contains("unknown operator `FOO`"), "{err}");
+        let deep = format!("{}ER**1{}", "(".repeat(1000), ")".repeat(1000));
+        let err = Chain::parse(&deep).unwrap_err().to_string();
+        assert!(err.contains("nested deeper than 32"), "{err}");
+        assert!(err.len() < 400, "{err}");
+        let ok = format!("{}ER**1{}", "(".repeat(32), ")".repeat(32));
+        assert_eq!(Chain::parse(&ok).unwrap().total_cycles(), 1);
+        let long = "ER,".repeat(3000) + "ER";
+        let err = Chain::parse(&long).unwrap_err().to_string();
+        assert!(err.contains("at most 4096"), "{err}");
     }
 }

@@ -640,6 +640,9 @@ pub fn phase(
     phase_on(problem, options, start, &Device::cpu(), progress)
 }
 
+/// Most runs of one [`phase_on`] call.
+pub const MAX_RUNS: usize = 100_000;
+
 /// [`phase`] with the cycles on `device` (see [`Phaser::on_device`]); the post-processing runs on
 /// the host.
 pub fn phase_on(
@@ -652,15 +655,24 @@ pub fn phase_on(
     if options.runs == 0 || options.keep == 0 {
         return Err(Error::arg("phasing", "runs/keep", "must be >= 1"));
     }
+    if options.runs > MAX_RUNS {
+        return Err(Error::arg(
+            "phasing",
+            "runs",
+            format!("{} runs asked, at most {MAX_RUNS} allowed", options.runs),
+        ));
+    }
     let mut phaser = Phaser::on_device(problem, options, device)?;
-    let mut runs = Vec::with_capacity(options.runs);
+    // Only the best `keep` runs are held (a stable sort of each prefix keeps the same runs as
+    // one sort of all of them).
+    let mut runs = Vec::with_capacity(options.keep.min(options.runs) + 1);
     for r in 0..options.runs {
         let seed = derive_seed(options.seed, r as u64);
         let run = phaser.run(r, start, seed, &mut |d, t| progress(r, d, t))?;
         runs.push(run);
+        runs.sort_by(|a, b| a.score().total_cmp(&b.score()));
+        runs.truncate(options.keep);
     }
-    runs.sort_by(|a, b| a.score().total_cmp(&b.score()));
-    runs.truncate(options.keep);
     let shape = problem.shape.clone();
     let mut best: Option<Vec<Complex32>> = None;
     for run in runs.iter_mut() {

@@ -271,7 +271,8 @@ impl Default for SimConfig {
 impl SimConfig {
     /// Reads a recipe TOML file.
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text =
+            crate::data::io::read_text_bounded(path, crate::data::io::MAX_RECIPE_BYTES, "recipe")?;
         let cfg: SimConfig =
             toml::from_str(&text).map_err(|e| Error::data(path, format!("recipe: {e}")))?;
         cfg.validate()?;

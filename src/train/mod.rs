@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod gap3d;
+pub mod resume;
 
 use crate::autograd::no_grad;
 use crate::loss::LossSpec;
@@ -194,6 +195,7 @@ pub fn train(
     let mut plateau = ReduceOnPlateau::new(cfg.plateau_factor, cfg.plateau_patience, cfg.min_lr);
     let mut history: Vec<EpochLog> = vec![];
     let ckpt_path = checkpoint_path(&cfg.out);
+    let data_meta = resume::data_metadata(train_set, val);
 
     if cfg.resume && ckpt_path.exists() {
         let ck = io::load(&ckpt_path, device)?;
@@ -207,6 +209,7 @@ pub fn train(
                 ),
             ));
         }
+        resume::check(&ckpt_path, &ck.metadata, cfg, &data_meta)?;
         io::load_into(&ckpt_path, &ck, &params)?;
         let state: HashMap<String, Tensor> = ck
             .tensors
@@ -290,7 +293,7 @@ pub fn train(
         let next_lr = plateau.observe(log.val_loss.unwrap_or(log.train_loss) as f32, opt.lr());
         opt.set_lr(next_lr);
         history.push(log);
-        save_checkpoint(&ckpt_path, model.as_ref(), &opt, cfg, &history)?;
+        save_checkpoint(&ckpt_path, model.as_ref(), &opt, cfg, &history, &data_meta)?;
         write_logs(&cfg.out, &history)?;
     }
     let extra = vec![
@@ -311,6 +314,7 @@ fn save_checkpoint(
     opt: &Adam,
     cfg: &TrainConfig,
     history: &[EpochLog],
+    data_meta: &[(String, String)],
 ) -> Result<()> {
     let mut tensors: Vec<(String, Tensor)> = model
         .parameters()
@@ -333,6 +337,7 @@ fn save_checkpoint(
         "bragg.train".into(),
         serde_json::to_string(cfg).unwrap_or_default(),
     );
+    meta.extend(data_meta.iter().cloned());
     io::save(path, &tensors, &meta)
 }
 
