@@ -118,7 +118,19 @@ pub fn run(args: &EvalArgs, device: &Device) -> Result<()> {
     }
     let (ev, preds) = eval_files(&args.model, &data, device)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&ev).unwrap_or_default());
+        // An object keyed by method (rows keep their table order in `order`).
+        let methods: serde_json::Map<String, serde_json::Value> = ev
+            .rows
+            .iter()
+            .map(|(name, s)| (name.clone(), serde_json::to_value(s).unwrap_or_default()))
+            .collect();
+        let order: Vec<&str> = ev.rows.iter().map(|(n, _)| n.as_str()).collect();
+        let doc = serde_json::json!({
+            "patterns": ev.patterns,
+            "methods": methods,
+            "order": order,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         println!("{} patterns of {:?}\n", ev.patterns, data.pattern_shape());
         print!("{}", ev.markdown());

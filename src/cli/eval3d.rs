@@ -5,6 +5,7 @@
 use crate::data::npy::NpzFile;
 use crate::inpaint::fill::{FillMethod, Filler};
 use crate::inpaint::metrics::Stat;
+use crate::inpaint::physics::{physics_fill, PhysicsOptions};
 use crate::inpaint::study::{noise_ceiling, score_gap, GapSummary};
 use crate::inpaint::DEFAULT_STRIDE;
 use crate::{Device, Error, Result};
@@ -25,7 +26,7 @@ pub struct Eval3dArgs {
     #[arg(long)]
     pub model: Vec<PathBuf>,
     /// Methods, comma-separated [default: model and every linear/Laplace/biharmonic fill on
-    /// the intensity and on its log].
+    /// the intensity and on its log]; `NAME+physics` adds the physics refinement.
     #[arg(long, value_delimiter = ',')]
     pub methods: Vec<String>,
     /// Fine-tuning seconds per volume for the gap model (0: none).
@@ -101,21 +102,32 @@ pub fn run(args: &Eval3dArgs, device: &Device) -> Result<()> {
     } else {
         args.methods.clone()
     };
-    for name in &names {
+    for full in &names {
+        let (name, physics) = match full.strip_suffix("+physics") {
+            Some(n) => (n.to_string(), true),
+            None => (full.clone(), false),
+        };
         let m: FillMethod = name.parse()?;
+        let suffix = if physics { "+physics" } else { "" };
         if m == FillMethod::Model {
             if args.model.is_empty() {
-                fillers.push(("model".into(), Filler::new(m, None, dims, device)?));
+                fillers.push((
+                    format!("model{suffix}"),
+                    Filler::new(m, None, dims, device)?,
+                ));
             }
             for p in &args.model {
                 let label = p
                     .file_stem()
                     .map(|s| s.to_string_lossy().to_string())
                     .unwrap_or_else(|| "model".into());
-                fillers.push((label, Filler::new(m, Some(p), dims, device)?));
+                fillers.push((
+                    format!("{label}{suffix}"),
+                    Filler::new(m, Some(p), dims, device)?,
+                ));
             }
         } else {
-            fillers.push((m.to_string(), Filler::new(m, None, dims, device)?));
+            fillers.push((format!("{m}{suffix}"), Filler::new(m, None, dims, device)?));
         }
     }
     let mut report = Eval3dReport {
@@ -143,7 +155,10 @@ pub fn run(args: &Eval3dArgs, device: &Device) -> Result<()> {
         for k in 0..n {
             let ik = intensity.index_axis(Axis(0), k).to_owned();
             let mk = mask.index_axis(Axis(0), k).to_owned();
-            let f = filler.fill(&ik, &mk, args.stride, args.finetune, device)?;
+            let mut f = filler.fill(&ik, &mk, args.stride, args.finetune, device)?;
+            if label.ends_with("+physics") && mk.iter().any(|&v| v != 0.0) {
+                f = physics_fill(&ik, &mk, &f, &PhysicsOptions::default())?.0;
+            }
             scores.push(score_gap(
                 &f,
                 &truth.index_axis(Axis(0), k).to_owned(),
@@ -151,8 +166,8 @@ pub fn run(args: &Eval3dArgs, device: &Device) -> Result<()> {
             )?);
             bar.inc(1);
         }
-        let label = if label == "model" && args.finetune > 0.0 {
-            format!("model+finetune{}s", args.finetune)
+        let label = if label.starts_with("model") && args.finetune > 0.0 {
+            format!("{label} (finetune {} s)", args.finetune)
         } else {
             label.clone()
         };

@@ -40,12 +40,14 @@ pub struct InpaintArgs {
     /// (3-D gap model only; artificial gaps of the real gap's width, never the real gap).
     #[arg(long, default_value_t = 0.0)]
     pub finetune: f64,
-    /// Refine the fill with physics: masked phasing started from the fill, the phased
-    /// intensity blended in where it explains the measured voxels next to the gap.
-    #[arg(long)]
-    pub physics: bool,
+    /// Refine the fill with physics: masked phasing (the gap free) whose initial support comes
+    /// from the fill; the phased intensity replaces the fill in the strong part of the gap when
+    /// it explains the measured voxels next to the gap. `auto`: on for 3-D volumes of at most
+    /// 128^3 voxels.
+    #[arg(long, default_value = "auto")]
+    pub physics: String,
     /// Phasing chain of the physics refinement.
-    #[arg(long, default_value = "RAAR**300,ER**100")]
+    #[arg(long, default_value = "HIO**400,RAAR**400,ER**200")]
     pub physics_chain: String,
 }
 
@@ -123,6 +125,18 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
     if let Some(note) = filler.note() {
         eprintln!("{note}");
     }
+    let physics = match args.physics.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => true,
+        "off" | "false" | "no" => false,
+        "auto" => dims == 3 && intensity.shape()[1..].iter().product::<usize>() <= 128 * 128 * 128,
+        other => {
+            return Err(Error::arg(
+                "inpaint",
+                "--physics",
+                format!("`{other}`: expected auto, on or off"),
+            ))
+        }
+    };
     let mut out = ArrayD::<f32>::zeros(intensity.raw_dim());
     let t0 = std::time::Instant::now();
     let count = intensity.shape()[0];
@@ -134,7 +148,7 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
             bar.suspend(|| eprintln!("pattern {k}: {w}"));
         }
         let mut filled = filler.fill(&ik, &mk, args.stride, args.finetune, device)?;
-        if args.physics && mk.iter().any(|&v| v != 0.0) {
+        if physics && mk.iter().any(|&v| v != 0.0) {
             let opts = PhysicsOptions {
                 chain: args.physics_chain.clone(),
                 ..PhysicsOptions::default()

@@ -16,6 +16,11 @@ use ndarray::{ArrayD, Dimension, IxDyn, Zip};
 use num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 
+/// Relative log intensity below which a gap voxel keeps the starting fill.
+pub const STRONG_FROM: f64 = 0.2;
+/// Relative log intensity above which a gap voxel takes the phased intensity (when trusted).
+pub const STRONG_TO: f64 = 0.5;
+
 /// Settings of the physics refinement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhysicsOptions {
@@ -32,7 +37,7 @@ pub struct PhysicsOptions {
 impl Default for PhysicsOptions {
     fn default() -> Self {
         PhysicsOptions {
-            chain: "RAAR**300,ER**100".into(),
+            chain: "HIO**400,RAAR**400,ER**200".into(),
             runs: 2,
             seed: 0,
             near_gap: 3,
@@ -164,6 +169,16 @@ pub fn physics_fill(
     let r_near = if den > 0.0 { num / den } else { f64::INFINITY };
     // Full trust below R = 0.15, none above 0.45, linear in between.
     let weight = ((0.45 - r_near) / 0.30).clamp(0.0, 1.0);
+    // Per voxel, the phased intensity is trusted where the signal is strong (its relative
+    // error is smallest there); weak voxels keep the starting fill. `s` is the starting fill's
+    // log intensity relative to the log of the measured maximum.
+    let log_max = (intensity
+        .iter()
+        .zip(mask.iter())
+        .filter(|(_, &m)| m == 0.0)
+        .fold(0.0f32, |a, (&i, _)| a.max(i)) as f64)
+        .ln_1p()
+        .max(1e-6);
     let out = Zip::from(intensity)
         .and(start_fill)
         .and(&calc)
@@ -172,8 +187,10 @@ pub fn physics_fill(
             if m == 0.0 {
                 i
             } else {
-                let l = (1.0 - weight) * (f.max(0.0) as f64).ln_1p()
-                    + weight * (c.max(0.0) as f64).ln_1p();
+                let lf = (f.max(0.0) as f64).ln_1p();
+                let s = lf / log_max;
+                let w = weight * ((s - STRONG_FROM) / (STRONG_TO - STRONG_FROM)).clamp(0.0, 1.0);
+                let l = (1.0 - w) * lf + w * (c.max(0.0) as f64).ln_1p();
                 l.exp_m1() as f32
             }
         });
