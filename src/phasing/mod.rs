@@ -44,6 +44,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+/// Share of the (gap-filled) intensity a masked region must hold for the initial support to
+/// come from the autocorrelation of the gap-filled copy rather than of the zero-filled data.
+pub const SUPPORT_HINT_SHARE: f64 = 0.005;
+
 /// A phase-retrieval problem: observed intensity and mask, stored in FFT layout.
 #[derive(Debug, Clone)]
 pub struct Problem {
@@ -86,7 +90,18 @@ impl Problem {
             Some(m) if m.iter().any(|&v| v != 0) => {
                 let mf = m.mapv(|v| f32::from(v != 0));
                 let filled = crate::inpaint::gap3d::log_linear_fill(intensity, &mf);
-                Some(ifftshift(&filled).iter().map(|v| v.max(0.0)).collect())
+                // Only a gap that holds a noticeable share of the signal (near the Bragg peak)
+                // distorts the autocorrelation; elsewhere the measured data are left to speak.
+                let (mut gap, mut all) = (0.0f64, 0.0f64);
+                ndarray::Zip::from(&filled).and(&mf).for_each(|&v, &g| {
+                    let v = v.max(0.0) as f64;
+                    all += v;
+                    if g != 0.0 {
+                        gap += v;
+                    }
+                });
+                (gap > SUPPORT_HINT_SHARE * all)
+                    .then(|| ifftshift(&filled).iter().map(|v| v.max(0.0)).collect())
             }
             _ => None,
         };
@@ -315,19 +330,35 @@ impl Phaser {
             options.free_island_radius,
             &mut rng,
         );
+        let measured = support::autocorrelation_support(
+            &problem.iobs,
+            &problem.mask,
+            &plan,
+            options.autocorrelation_threshold,
+        );
+        // With masked pixels, the autocorrelation of the zero-filled data is smeared along the
+        // gap normal (a missing plane); keep only what the gap-filled copy's autocorrelation
+        // supports too (the hint alone when the two do not overlap).
         let initial_support = match &problem.support_hint {
-            Some(filled) => support::autocorrelation_support(
-                filled,
-                &vec![kernels::OBSERVED; filled.len()],
-                &plan,
-                options.autocorrelation_threshold,
-            ),
-            None => support::autocorrelation_support(
-                &problem.iobs,
-                &problem.mask,
-                &plan,
-                options.autocorrelation_threshold,
-            ),
+            Some(filled) => {
+                let hinted = support::autocorrelation_support(
+                    filled,
+                    &vec![kernels::OBSERVED; filled.len()],
+                    &plan,
+                    options.autocorrelation_threshold,
+                );
+                let both: Vec<u8> = hinted
+                    .iter()
+                    .zip(&measured)
+                    .map(|(&a, &b)| u8::from(a != 0 && b != 0))
+                    .collect();
+                if both.iter().any(|&v| v != 0) {
+                    both
+                } else {
+                    hinted
+                }
+            }
+            None => measured,
         };
         Ok(Phaser {
             shape,

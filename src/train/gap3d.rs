@@ -414,9 +414,9 @@ pub fn batch_tensors(
         y.extend_from_slice(&e.target);
         let lm = e.loss_mask.as_deref().unwrap_or(&e.input[n..]);
         m.extend_from_slice(lm);
-        for i in 0..n {
-            if lm[i] != 0.0 {
-                se += ((e.input[i] - e.target[i]) as f64).powi(2);
+        for ((&g, &xi), &yi) in lm.iter().zip(&e.input[..n]).zip(&e.target) {
+            if g != 0.0 {
+                se += ((xi - yi) as f64).powi(2);
                 cnt += 1.0;
             }
         }
