@@ -23,8 +23,20 @@ pub mod train;
 
 pub use device::Device;
 pub use error::{Error, Result};
+pub use ops::custom::{
+    CustomOp, DeviceTensor, HostTensor, KernelArg, OpenClKernel, OpenClLaunch,
+};
 pub use tensor::ops_api::Padding;
-pub use tensor::{concat, Tensor};
+pub use tensor::{concat, ComplexTensor, Tensor};
+
+/// Re-exported so that users need no version-matched dependency of their own.
+pub use ndarray;
+/// Re-exported complex numbers ([`num_complex::Complex32`] is the element of [`ComplexTensor`]).
+pub use num_complex;
+/// Re-exported random numbers (layers and initialisers take `rand` generators).
+pub use rand;
+/// Re-exported seeded generator used by the examples and tests.
+pub use rand_chacha;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -5,8 +5,15 @@
 pub(crate) mod alloc;
 pub mod conv;
 pub mod copy;
+pub mod custom;
+pub mod dropout;
 pub mod elementwise;
+pub mod fft;
 pub mod filter;
+pub mod layout;
+pub mod math;
+pub mod matmul;
+pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
