@@ -37,6 +37,8 @@ enum Fill {
     Uniform(f32, f32),
     /// Distinct values spaced by 0.05 (no ties, no kinks within the finite-difference step).
     Distinct,
+    /// [`Fill::Distinct`] shifted by a quarter step: never within 0.0125 of a `Distinct` value.
+    Shifted,
     /// A 0/1 mask (not trainable).
     Mask,
 }
@@ -46,9 +48,10 @@ fn host(shape: &[usize], fill: Fill, seed: u64) -> Vec<f32> {
     let n: usize = shape.iter().product();
     match fill {
         Fill::Uniform(lo, hi) => (0..n).map(|_| rng.random_range(lo..hi)).collect(),
-        Fill::Distinct => {
+        Fill::Distinct | Fill::Shifted => {
+            let off = if matches!(fill, Fill::Shifted) { 0.0375 } else { 0.025 };
             let mut v: Vec<f32> = (0..n)
-                .map(|i| (i as f32 - n as f32 / 2.0) * 0.05 + 0.025)
+                .map(|i| (i as f32 - n as f32 / 2.0) * 0.05 + off)
                 .collect();
             v.shuffle(&mut rng);
             v
@@ -93,12 +96,12 @@ fn cases() -> Vec<Case> {
         ("expm1", vec![(vec![2, 3, 4], u)], Box::new(|t| t[0].expm1())),
         (
             "maximum",
-            vec![(vec![2, 3, 4], Distinct), (vec![3, 4], Distinct)],
+            vec![(vec![2, 3, 4], Distinct), (vec![3, 4], Shifted)],
             Box::new(|t| t[0].maximum(&t[1])),
         ),
         (
             "minimum",
-            vec![(vec![2, 3, 4], Distinct), (vec![2, 3, 4], Distinct)],
+            vec![(vec![2, 3, 4], Distinct), (vec![2, 3, 4], Shifted)],
             Box::new(|t| t[0].minimum(&t[1])),
         ),
         (
@@ -303,14 +306,17 @@ fn comparisons_step_and_where_values() {
         assert_eq!(v(a.gt(&b).unwrap().where_cond(&a, &b)), [0.0, 0.0, 3.0, 3.0]);
         assert_eq!(v(a.pow(2.0)), [1.0, 0.0, 4.0, 9.0]);
         assert_eq!(v(a.max()), [3.0]);
-        // `where` keeps NaN of the unselected branch out of the gradient.
+        // `where` keeps NaN values of the unselected branch out of the output and gradient
+        // (a blend `c * a + (1 - c) * b` would not).
         let x = Tensor::param(&[1.0, -1.0], &[2], &dev).unwrap();
-        let safe = x.gt(&Tensor::zeros(&[2], &dev).unwrap()).unwrap();
-        let y = safe
-            .where_cond(&x.sqrt().unwrap(), &Tensor::zeros(&[2], &dev).unwrap())
-            .unwrap();
-        let g = y.sum().unwrap().backward().unwrap();
-        assert_eq!(g.get(&x).unwrap().to_vec().unwrap(), [0.5, 0.0]);
+        let nan = Tensor::full(&[2], f32::NAN, &dev).unwrap();
+        let c = Tensor::from_vec(vec![1.0, 0.0], &[2], &dev).unwrap();
+        let y = c.where_cond(&x.mul_scalar(3.0).unwrap(), &nan).unwrap();
+        let yv = y.to_vec().unwrap();
+        assert_eq!(yv[0], 3.0);
+        assert!(yv[1].is_nan());
+        let g = y.narrow(0, 0, 1).unwrap().sum().unwrap().backward().unwrap();
+        assert_eq!(g.get(&x).unwrap().to_vec().unwrap(), [3.0, 0.0]);
     }
 }
 

@@ -208,8 +208,10 @@ pub trait CustomOp: Send + Sync {
 
     /// Gradients of the inputs (one entry per input, `None` where an input gets none) from the
     /// gradient `grad` of the output, written with tensor ops or custom ops so that they run on
-    /// the inputs' device. `inputs` and `output` are the forward's values (without history).
-    /// The default fails: the op is not differentiable.
+    /// the inputs' device. `inputs` are the forward's inputs (`inputs[i].requires_grad()` says
+    /// whether input `i` needs a gradient; a gradient returned for one that does not is
+    /// ignored) and `output` its value (without history). Backward runs without recording a
+    /// graph. The default fails: the op is not differentiable.
     fn backward(
         &self,
         inputs: &[Tensor],
@@ -357,7 +359,9 @@ pub fn apply_arc(op: Arc<dyn CustomOp>, inputs: &[&Tensor]) -> Result<Tensor> {
         }
     };
     let out = Tensor::from_parts(storage, out_shape, device, None, false);
-    let saved: Vec<Tensor> = inputs.iter().map(|t| t.detach()).collect();
+    // The inputs themselves (their `requires_grad` tells the backward which gradients are
+    // needed); the graph node holds them anyway, so this adds no reference cycle.
+    let saved: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
     let out_saved = out.detach();
     Ok(record(out, name, inputs, move |gy| {
         let grads = op.backward(&saved, &out_saved, gy)?;

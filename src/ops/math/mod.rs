@@ -335,8 +335,9 @@ impl Tensor {
     }
 
     /// `on_true` where `self` (the condition) is non-zero, else `on_false` (broadcasting). The
-    /// gradient flows to the selected operand only, so NaN or infinity in the other branch does
-    /// not leak into it.
+    /// gradient flows to the selected operand only, so NaN or infinite values of the other
+    /// branch do not leak into it (unlike a blend `c * a + (1 - c) * b`); a NaN *derivative*
+    /// of the other branch's own op (`sqrt` of a negative) still does, as in other engines.
     pub fn where_cond(&self, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         let v = broadcast_all("where", &[self, on_true, on_false])?;
         apply(MathOp::Where, &[&v[0], &v[1], &v[2]])
