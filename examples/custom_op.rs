@@ -76,11 +76,7 @@ impl CustomOp for GatedShrink {
         Some(OpenClKernel::new(KERNELS, "gated_shrink"))
     }
 
-    fn opencl_launch(
-        &self,
-        _inputs: &[&[usize]],
-        output: &[usize],
-    ) -> Result<bragg::OpenClLaunch> {
+    fn opencl_launch(&self, _inputs: &[&[usize]], output: &[usize]) -> Result<bragg::OpenClLaunch> {
         // The default (x, g, y, n) plus the threshold.
         let n: usize = output.iter().product();
         let mut launch = bragg::OpenClLaunch::per_element(2, n)?;
@@ -134,11 +130,7 @@ impl CustomOp for ShrinkMask {
         Some(OpenClKernel::new(KERNELS, "shrink_mask"))
     }
 
-    fn opencl_launch(
-        &self,
-        _inputs: &[&[usize]],
-        output: &[usize],
-    ) -> Result<bragg::OpenClLaunch> {
+    fn opencl_launch(&self, _inputs: &[&[usize]], output: &[usize]) -> Result<bragg::OpenClLaunch> {
         let n: usize = output.iter().product();
         let mut launch = bragg::OpenClLaunch::per_element(1, n)?;
         launch.args.push(bragg::KernelArg::F32(self.lambda));
@@ -164,9 +156,7 @@ fn inputs(device: &Device, lambda: f32) -> Result<(Tensor, Tensor)> {
             }
         })
         .collect();
-    let g: Vec<f32> = (0..n)
-        .map(|i| 0.5 + (i * 13 % 17) as f32 / 17.0)
-        .collect();
+    let g: Vec<f32> = (0..n).map(|i| 0.5 + (i * 13 % 17) as f32 / 17.0).collect();
     Ok((
         Tensor::param(&x, &shape, device)?,
         Tensor::param(&g, &shape, device)?,
@@ -195,9 +185,7 @@ pub fn run(device: &Device) -> Result<()> {
         .fold(0.0f32, f32::max);
     println!("  forward vs built-in ops: max |diff| = {worst:.2e}");
     if worst > 1e-5 {
-        return Err(Error::Msg(format!(
-            "forward mismatch: max |diff| {worst}"
-        )));
+        return Err(Error::Msg(format!("forward mismatch: max |diff| {worst}")));
     }
     if y.op_name() != Some("gated_shrink") {
         return Err(Error::Msg("the op was not recorded in the graph".into()));
@@ -205,12 +193,18 @@ pub fn run(device: &Device) -> Result<()> {
 
     // Gradients of a weighted sum by central differences.
     let w = Tensor::from_vec(
-        (0..x.numel()).map(|i| ((i % 7) as f32 - 3.0) * 0.3).collect(),
+        (0..x.numel())
+            .map(|i| ((i % 7) as f32 - 3.0) * 0.3)
+            .collect(),
         x.shape(),
         device,
     )?;
     let report = check_gradients(
-        |t| t[0].apply_op2(&t[1], GatedShrink { lambda })?.mul(&w)?.sum(),
+        |t| {
+            t[0].apply_op2(&t[1], GatedShrink { lambda })?
+                .mul(&w)?
+                .sum()
+        },
         &[x.clone(), g.clone()],
         1e-2,
         2e-2,

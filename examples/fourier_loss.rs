@@ -103,7 +103,9 @@ pub fn run(device: &Device, steps: usize) -> Result<(f32, f32)> {
     let scale = 1.0 / measured.mean()?.item()?;
 
     let mut rng = bragg::rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let noise: Vec<f32> = (0..4 * N * N).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let noise: Vec<f32> = (0..4 * N * N)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
     let z = Tensor::from_vec(noise, &[1, 4, N, N], device)?;
     let net = Net::new(device)?;
     let params = net.parameters();
@@ -112,7 +114,11 @@ pub fn run(device: &Device, steps: usize) -> Result<(f32, f32)> {
     let (mut first, mut last) = (f32::NAN, f32::NAN);
     for step in 0..steps {
         let out = net.forward(&z)?;
-        let a = out.narrow(1, 0, 1)?.reshape(&[N, N])?.sigmoid()?.mul(&support)?;
+        let a = out
+            .narrow(1, 0, 1)?
+            .reshape(&[N, N])?
+            .sigmoid()?
+            .mul(&support)?;
         let p = out
             .narrow(1, 1, 1)?
             .reshape(&[N, N])?

@@ -23,9 +23,7 @@ pub mod train;
 
 pub use device::Device;
 pub use error::{Error, Result};
-pub use ops::custom::{
-    CustomOp, DeviceTensor, HostTensor, KernelArg, OpenClKernel, OpenClLaunch,
-};
+pub use ops::custom::{CustomOp, DeviceTensor, HostTensor, KernelArg, OpenClKernel, OpenClLaunch};
 pub use tensor::ops_api::Padding;
 pub use tensor::{concat, ComplexTensor, Tensor};
 

@@ -49,7 +49,11 @@ fn host(shape: &[usize], fill: Fill, seed: u64) -> Vec<f32> {
     match fill {
         Fill::Uniform(lo, hi) => (0..n).map(|_| rng.random_range(lo..hi)).collect(),
         Fill::Distinct | Fill::Shifted => {
-            let off = if matches!(fill, Fill::Shifted) { 0.0375 } else { 0.025 };
+            let off = if matches!(fill, Fill::Shifted) {
+                0.0375
+            } else {
+                0.025
+            };
             let mut v: Vec<f32> = (0..n)
                 .map(|i| (i as f32 - n as f32 / 2.0) * 0.05 + off)
                 .collect();
@@ -92,8 +96,16 @@ fn cases() -> Vec<Case> {
     use Fill::*;
     let u = Uniform(-1.0, 1.0);
     vec![
-        ("pow", vec![(vec![2, 3, 4], Uniform(0.5, 2.0))], Box::new(|t| t[0].pow(2.5))),
-        ("expm1", vec![(vec![2, 3, 4], u)], Box::new(|t| t[0].expm1())),
+        (
+            "pow",
+            vec![(vec![2, 3, 4], Uniform(0.5, 2.0))],
+            Box::new(|t| t[0].pow(2.5)),
+        ),
+        (
+            "expm1",
+            vec![(vec![2, 3, 4], u)],
+            Box::new(|t| t[0].expm1()),
+        ),
         (
             "maximum",
             vec![(vec![2, 3, 4], Distinct), (vec![3, 4], Shifted)],
@@ -119,7 +131,11 @@ fn cases() -> Vec<Case> {
             vec![(vec![2, 3, 4, 5], Distinct)],
             Box::new(|t| t[0].max_axes(&[1, 3], false)),
         ),
-        ("max", vec![(vec![3, 7], Distinct)], Box::new(|t| t[0].max())),
+        (
+            "max",
+            vec![(vec![3, 7], Distinct)],
+            Box::new(|t| t[0].max()),
+        ),
         (
             "permute",
             vec![(vec![2, 3, 4, 5], u)],
@@ -224,7 +240,9 @@ fn cases() -> Vec<Case> {
                 let b = ComplexTensor::new(t[2].clone(), t[3].clone())?;
                 // angle of `a` (first quadrant: away from the branch cut at +-pi).
                 let c = a.mul(&b.conj()?)?.div(&a.exp()?)?;
-                a.angle()?.add(&c.abs()?)?.add(&c.sum()?.re().broadcast_to(&[8])?)
+                a.angle()?
+                    .add(&c.abs()?)?
+                    .add(&c.sum()?.re().broadcast_to(&[8])?)
             }),
         ),
     ]
@@ -266,7 +284,12 @@ fn opencl_matches_cpu_forward_and_backward() {
         let a = make(&spec, &cpu);
         let b = make(&spec, &gpu);
         let (ya, yb) = (f(&a).unwrap(), f(&b).unwrap());
-        close(name, "forward", &yb.to_vec().unwrap(), &ya.to_vec().unwrap());
+        close(
+            name,
+            "forward",
+            &yb.to_vec().unwrap(),
+            &ya.to_vec().unwrap(),
+        );
         let (ga, gb) = (
             weighted(&ya).unwrap().backward().unwrap(),
             weighted(&yb).unwrap().backward().unwrap(),
@@ -303,7 +326,10 @@ fn comparisons_step_and_where_values() {
         assert_eq!(v(a.equal(&b)), [0.0, 1.0, 0.0, 0.0]);
         assert_eq!(v(a.maximum(&b)), [0.0, 0.0, 3.0, 3.0]);
         assert_eq!(v(a.minimum(&b)), [-1.0, 0.0, 2.0, 1.0]);
-        assert_eq!(v(a.gt(&b).unwrap().where_cond(&a, &b)), [0.0, 0.0, 3.0, 3.0]);
+        assert_eq!(
+            v(a.gt(&b).unwrap().where_cond(&a, &b)),
+            [0.0, 0.0, 3.0, 3.0]
+        );
         assert_eq!(v(a.pow(2.0)), [1.0, 0.0, 4.0, 9.0]);
         assert_eq!(v(a.max()), [3.0]);
         // `where` keeps NaN values of the unselected branch out of the output and gradient
@@ -315,7 +341,13 @@ fn comparisons_step_and_where_values() {
         let yv = y.to_vec().unwrap();
         assert_eq!(yv[0], 3.0);
         assert!(yv[1].is_nan());
-        let g = y.narrow(0, 0, 1).unwrap().sum().unwrap().backward().unwrap();
+        let g = y
+            .narrow(0, 0, 1)
+            .unwrap()
+            .sum()
+            .unwrap()
+            .backward()
+            .unwrap();
         assert_eq!(g.get(&x).unwrap().to_vec().unwrap(), [3.0, 0.0]);
     }
 }
@@ -338,7 +370,10 @@ fn layout_and_pooling_values() {
             p.to_vec().unwrap(),
             [-1.0, 0.0, 1.0, 2.0, -1.0, 3.0, 4.0, 5.0]
         );
-        assert_eq!(p.crop(&[1], &[3]).unwrap().to_vec().unwrap(), x.to_vec().unwrap());
+        assert_eq!(
+            p.crop(&[1], &[3]).unwrap().to_vec().unwrap(),
+            x.to_vec().unwrap()
+        );
         // fftshift then ifftshift is the identity for odd and even sizes.
         let z = Tensor::from_vec((0..15).map(|v| v as f32).collect(), &[3, 5], &dev).unwrap();
         let back = z.fftshift(&[0, 1]).unwrap().ifftshift(&[0, 1]).unwrap();
@@ -348,8 +383,8 @@ fn layout_and_pooling_values() {
             [3.0, 4.0, 0.0, 1.0, 2.0]
         );
         // Odd sizes: max_pool refuses, the ceil and floor variants say what they do.
-        let img = Tensor::from_vec((0..15).map(|v| v as f32).collect(), &[1, 1, 3, 5], &dev)
-            .unwrap();
+        let img =
+            Tensor::from_vec((0..15).map(|v| v as f32).collect(), &[1, 1, 3, 5], &dev).unwrap();
         let e = img.max_pool(&[2]).unwrap_err().to_string();
         assert!(e.contains("max_pool_ceil"), "{e}");
         let c = img.max_pool_ceil(&[2]).unwrap();

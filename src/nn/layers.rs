@@ -276,7 +276,7 @@ pub struct GroupNorm {
 impl GroupNorm {
     /// A new layer for `channels` channels split into `groups` groups (eps 1e-5).
     pub fn new(groups: usize, channels: usize, device: &Device) -> Result<GroupNorm> {
-        if groups == 0 || channels % groups != 0 {
+        if groups == 0 || !channels.is_multiple_of(groups) {
             return Err(Error::arg(
                 "GroupNorm::new",
                 "groups",
@@ -359,7 +359,9 @@ impl Module for Dropout {
         if !self.training.load(Ordering::Relaxed) {
             return Ok(x.clone());
         }
-        let seed = self.seed.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        let seed = self
+            .seed
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
         x.dropout(self.p, seed)
     }
 

@@ -250,7 +250,7 @@ pub(crate) fn cl_error(what: &str, device: &str, code: i32) -> Error {
         -1001 => " (no OpenCL platform: is an ICD installed?)",
         -2000..=-1999 => " (OpenCL runtime library could not be loaded)",
         -46 => " (invalid kernel name: no __kernel of that name in the program)",
-        -49 | -50 | -51 => " (invalid kernel argument: check its index, type and size)",
+        -51..=-49 => " (invalid kernel argument: check its index, type and size)",
         -52 => " (kernel arguments not all set: compare the argument list with the signature)",
         -54 => " (invalid work-group size: the local size must divide the global size)",
         _ => "",
@@ -428,8 +428,7 @@ impl OpenClBackend {
         local: Option<&[usize]>,
     ) -> Result<()> {
         use std::hash::{Hash, Hasher};
-        if global.is_empty() || global.len() > 3 || local.is_some_and(|l| l.len() != global.len())
-        {
+        if global.is_empty() || global.len() > 3 || local.is_some_and(|l| l.len() != global.len()) {
             return Err(Error::arg(
                 "launch_source",
                 "global",

@@ -174,7 +174,11 @@ impl Tensor {
             for n in [before, after] {
                 let mut s = x.shape().to_vec();
                 s[axis] = n;
-                parts.push((n > 0).then(|| Tensor::full(&s, value, x.device())).transpose()?);
+                parts.push(
+                    (n > 0)
+                        .then(|| Tensor::full(&s, value, x.device()))
+                        .transpose()?,
+                );
             }
             if parts.iter().all(Option::is_none) {
                 continue;

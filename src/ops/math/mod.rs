@@ -191,9 +191,7 @@ impl CustomOp for MathOp {
     ) -> Result<Vec<Option<Tensor>>> {
         let need = |i: usize| inputs[i].requires_grad();
         Ok(match *self {
-            MathOp::Pow(p) => vec![Some(
-                gy.mul(&inputs[0].pow(p - 1.0)?.mul_scalar(p)?)?,
-            )],
+            MathOp::Pow(p) => vec![Some(gy.mul(&inputs[0].pow(p - 1.0)?.mul_scalar(p)?)?)],
             MathOp::Expm1 => vec![Some(gy.mul(&output.add_scalar(1.0)?)?)],
             MathOp::Maximum | MathOp::Minimum => {
                 let (to_a, to_b) = if *self == MathOp::Maximum {
@@ -211,12 +209,9 @@ impl CustomOp for MathOp {
                         .transpose()?,
                 ]
             }
-            MathOp::Step
-            | MathOp::Gt
-            | MathOp::Ge
-            | MathOp::Lt
-            | MathOp::Le
-            | MathOp::Equal => vec![None; inputs.len()],
+            MathOp::Step | MathOp::Gt | MathOp::Ge | MathOp::Lt | MathOp::Le | MathOp::Equal => {
+                vec![None; inputs.len()]
+            }
             MathOp::Where => {
                 let zero = Tensor::zeros(gy.shape(), gy.device())?;
                 let c = &inputs[0];

@@ -103,12 +103,7 @@ impl CustomOp for Matmul {
         })
     }
 
-    fn backward(
-        &self,
-        inputs: &[Tensor],
-        _: &Tensor,
-        gy: &Tensor,
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn backward(&self, inputs: &[Tensor], _: &Tensor, gy: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let (a, b) = (&inputs[0], &inputs[1]);
         let (batch, m, k, n, b_batched) = dims(a.shape(), b.shape())?;
         let last_t = |t: &Tensor| t.transpose(t.rank() - 2, t.rank() - 1);

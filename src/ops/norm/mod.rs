@@ -10,7 +10,7 @@ impl Tensor {
     /// variance, `eps` added). No affine part: see [`crate::nn::GroupNorm`].
     pub fn group_norm(&self, groups: usize, eps: f32) -> Result<Tensor> {
         let s = self.shape();
-        if s.len() < 2 || groups == 0 || s[1] % groups != 0 {
+        if s.len() < 2 || groups == 0 || !s[1].is_multiple_of(groups) {
             return Err(Error::arg(
                 "group_norm",
                 "groups",
@@ -21,9 +21,7 @@ impl Tensor {
         let g = self.reshape(&[s[0], groups, rest])?;
         let centred = g.sub(&g.mean_axes(&[2], true)?)?;
         let var = centred.square()?.mean_axes(&[2], true)?;
-        centred
-            .div(&var.add_scalar(eps)?.sqrt()?)?
-            .reshape(s)
+        centred.div(&var.add_scalar(eps)?.sqrt()?)?.reshape(s)
     }
 
     /// Batch normalisation with the statistics of this batch: each channel (axis 1) is

@@ -1,8 +1,8 @@
 //! Max-reduction along one axis, a custom op (kernel in `kernels/reduce_max.cl`); the
 //! gradient goes to the maxima, shared equally between ties.
 
-use crate::ops::custom::{apply, CustomOp, HostTensor, KernelArg, OpenClKernel, OpenClLaunch};
 use crate::backend::opencl::i32_len;
+use crate::ops::custom::{apply, CustomOp, HostTensor, KernelArg, OpenClKernel, OpenClLaunch};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 use rayon::prelude::*;
