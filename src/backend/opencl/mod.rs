@@ -483,6 +483,20 @@ impl OpenClBackend {
             up.kernels.insert(entry.to_string(), k);
         }
         let kernel = &up.kernels[entry];
+        // Arguments stay set on a cached kernel object, so a short list would silently reuse
+        // the previous launch's values: compare with the signature first.
+        if let Ok(n) = kernel.num_args() {
+            if n as usize != args.len() {
+                return Err(Error::arg(
+                    "launch_source",
+                    "args",
+                    format!(
+                        "kernel `{entry}` takes {n} argument(s), the launch gives {}",
+                        args.len()
+                    ),
+                ));
+            }
+        }
         self.enqueue(kernel, entry, args, global, local)
     }
 
