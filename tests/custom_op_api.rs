@@ -197,6 +197,20 @@ fn layers_on_the_new_ops() {
         .unwrap();
     assert_eq!(y.shape(), [1, 2, 5, 4]);
     assert!(conv.clone().with_stride(&[0]).is_err());
+    let s = bragg::nn::Conv::strided(
+        1,
+        2,
+        &[3, 3],
+        &[2, 1],
+        bragg::nn::Init::HeNormal,
+        &mut rng,
+        &dev,
+    )
+    .unwrap();
+    let y = s
+        .forward(&Tensor::ones(&[1, 1, 9, 8], &dev).unwrap())
+        .unwrap();
+    assert_eq!(y.shape(), [1, 2, 5, 8]);
     assert_eq!(
         conv.forward_many(&[&ones.reshape(&[1, 1, 10, 100]).unwrap()])
             .unwrap()

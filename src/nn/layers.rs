@@ -67,6 +67,20 @@ impl Conv {
         })
     }
 
+    /// A new layer with `stride` (one value or one per spatial axis) and dilation 1: the
+    /// downsampling convolution, `Conv::new(..).with_stride(stride)` in one call.
+    pub fn strided(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: &[usize],
+        stride: &[usize],
+        init: Init,
+        rng: &mut impl Rng,
+        device: &Device,
+    ) -> Result<Conv> {
+        Conv::new(in_channels, out_channels, kernel, &[1], init, rng, device)?.with_stride(stride)
+    }
+
     /// The same layer with `stride` (one value or one per spatial axis; output size
     /// `ceil(in / stride)` with "same" padding).
     pub fn with_stride(mut self, stride: &[usize]) -> Result<Conv> {

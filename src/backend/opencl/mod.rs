@@ -453,6 +453,11 @@ impl OpenClBackend {
         options.hash(&mut h);
         let key = h.finish();
         let mut user = self.user.lock().map_err(|_| poisoned())?;
+        if !user.contains_key(&key) && user.len() >= 512 {
+            // Sources generated per call (options baked into the text) must not grow the cache
+            // without bound; recompiling the few live ones is cheap by comparison.
+            user.clear();
+        }
         let slot = user.entry(key).or_default();
         let idx = match slot
             .iter()
