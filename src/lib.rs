@@ -3,6 +3,11 @@
 //! A small tensor + autograd core with a native CPU backend (ndarray + rayon) and an OpenCL
 //! backend, and on top of it the BCDI simulator, the gap-inpainting models, the trainer and
 //! iterative phase retrieval.
+//!
+//! Extending it: a layer implements [`nn::Module`]; an op with its own CPU code, OpenCL kernel
+//! and backward implements [`CustomOp`] ([`ops::custom`]); complex numbers and the
+//! differentiable FFT are [`ComplexTensor`]. `docs/ADDING_OPS.md` is the guide, and
+//! `examples/custom_op.rs` and `examples/fourier_loss.rs` show both from outside the crate.
 
 pub mod autograd;
 pub mod backend;
