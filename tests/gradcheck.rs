@@ -184,13 +184,14 @@ fn pool_upsample_concat_narrow_filter() {
     let x2 = distinct_param(&[2, 2, 6, 5], 40);
     let x3 = distinct_param(&[1, 2, 4, 4, 5], 41);
     assert_grads(
-        "max_pool 2d",
-        |i| weighted_sum(&i[0].max_pool(&[2])?, 4),
+        "max_pool_floor 2d (odd width)",
+        |i| weighted_sum(&i[0].max_pool_floor(&[2])?, 4),
         &[x2.clone()],
     );
+    assert!(x2.max_pool(&[2]).is_err(), "odd width must be an error");
     assert_grads(
-        "max_pool 3d",
-        |i| weighted_sum(&i[0].max_pool(&[2])?, 4),
+        "max_pool_ceil 3d (odd width)",
+        |i| weighted_sum(&i[0].max_pool_ceil(&[2])?, 4),
         &[x3.clone()],
     );
     assert_grads(

@@ -525,7 +525,7 @@ fn tensor_api_3d_network_gradients() {
                 let h = t[0]
                     .conv(&t[1], Some(&t[2]), &[dil], &[1], Padding::Same)?
                     .relu()?;
-                let p = h.narrow(2, 0, 6)?.max_pool(&[2, 2, 2])?;
+                let p = h.narrow(2, 0, 6)?.max_pool_floor(&[2, 2, 2])?;
                 let q = p.conv(&t[3], None, &[1], &[1], Padding::Same)?;
                 let u = q.upsample(&[2, 2, 2])?;
                 let c = concat(&[&u, &h.narrow(2, 0, 6)?.narrow(3, 0, 6)?], 1)?;

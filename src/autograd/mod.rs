@@ -90,8 +90,11 @@ impl Gradients {
     }
 }
 
-/// Builds an op output, recording `backward` when gradients are enabled and an input needs one.
-pub(crate) fn record(
+/// Attaches a backward rule to `out`, the result of an op on `inputs`: when gradients are
+/// enabled and an input requires one, `out` gets a graph node named `op` whose `backward` maps
+/// the output gradient to one optional gradient per input. The low-level hook behind every op;
+/// [`crate::ops::custom`] is the structured way to add one.
+pub fn record(
     out: Tensor,
     op: &'static str,
     inputs: &[&Tensor],

@@ -2,7 +2,7 @@
 //!
 //! Keys, batch first: `intensity`, `truth`, `noiseless`, `phase` (f32, or f16 with `half`),
 //! `mask` (u8, 1 = gap), `object` (complex64), and the per-sample parameters `oversampling`
-//! (f32, [K, dim]), `photons` (f64, [K]), `gap_pos` and `gap_width` (i32, [K, 2]: rows, cols).
+//! (f32, `[K, dim]`), `photons` (f64, `[K]`), `gap_pos` and `gap_width` (i32, `[K, 2]`: rows, cols).
 
 use super::npy::{self, NpyElement, NpzFile, NpzWriter};
 use crate::sim::{simulate_range, Field, Sample, SimConfig};
@@ -237,7 +237,7 @@ pub struct Dataset {
     pub object: Option<ArrayD<Complex32>>,
     /// Oversampling ratios, [K, dim].
     pub oversampling: Option<ArrayD<f32>>,
-    /// Photon budgets, [K].
+    /// Photon budgets, `[K]`.
     pub photons: Option<ArrayD<f32>>,
     /// Gap band positions, [K, 2].
     pub gap_pos: Option<ArrayD<f32>>,

@@ -1,7 +1,7 @@
 //! Gradient-difference loss: finite differences of prediction and truth along every spatial
 //! axis, compared with an L1 or L2 norm, optionally in the gap only.
 
-use super::{check_pair, ensure_finite, masked_mean};
+use super::{check_finite_by_policy, check_pair, masked_mean};
 use crate::tensor::Tensor;
 use crate::Result;
 
@@ -58,5 +58,5 @@ pub fn gradient_loss(
         Some(t) => t.mul_scalar(1.0 / terms as f32)?,
         None => Tensor::zeros(&[1], pred.device())?,
     };
-    ensure_finite("gradient_loss", total)
+    check_finite_by_policy("gradient_loss", total)
 }

@@ -1,8 +1,12 @@
 //! Losses for gap inpainting, each optionally restricted to a mask (1 = gap): MSE, MAE, SSIM
 //! (2-D, 3-D and slice-wise), gradient-difference, and weighted sums of these.
 //!
-//! Every loss returns a one-element tensor and fails with [`Error::NonFinite`] when its
-//! value is NaN or infinite (a NaN anywhere in its inputs), naming the loss.
+//! Every loss returns a one-element tensor (which stays on the device) and fails with
+//! [`Error::NonFinite`], naming the loss, when its value is NaN or infinite (a NaN anywhere in
+//! its inputs) and the [`FiniteCheck`] policy asks for the check: by default on the CPU (where
+//! it costs nothing) but not on OpenCL, where reading the value back would wait for the device
+//! on every call. Check the value where you read it anyway (the trainer does), or
+//! [`set_finite_check`]`(FiniteCheck::Always)` / `BRAGG_CHECK_FINITE=1` while debugging.
 
 mod gradient;
 mod ssim;
@@ -10,10 +14,12 @@ mod ssim;
 pub use gradient::{gradient_loss, GradientNorm};
 pub use ssim::{slice_ssim_loss, ssim, ssim2d, ssim3d, ssim_slicewise, SsimConfig};
 
+use crate::backend::Storage;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 pub(crate) fn check_pair(
     op: &'static str,
@@ -52,7 +58,60 @@ pub(crate) fn check_pair(
     Ok(())
 }
 
-/// Fails with [`Error::NonFinite`] when the one-element `loss` is NaN or infinite.
+/// When the built-in losses check that their value is finite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FiniteCheck {
+    /// Every loss reads its value back (a device sync per loss on OpenCL).
+    Always,
+    /// Only losses on the CPU, where the check is free (the default).
+    CpuOnly,
+    /// Never: the caller checks the values it reads.
+    Never,
+}
+
+static FINITE_CHECK: AtomicU8 = AtomicU8::new(u8::MAX);
+
+/// Sets the [`FiniteCheck`] policy of the built-in losses (process-wide).
+pub fn set_finite_check(mode: FiniteCheck) {
+    FINITE_CHECK.store(mode as u8, Ordering::Relaxed);
+}
+
+/// The current [`FiniteCheck`] policy: the last [`set_finite_check`], else `Always` when the
+/// environment sets `BRAGG_CHECK_FINITE=1`, else `CpuOnly`.
+pub fn finite_check() -> FiniteCheck {
+    match FINITE_CHECK.load(Ordering::Relaxed) {
+        0 => FiniteCheck::Always,
+        1 => FiniteCheck::CpuOnly,
+        2 => FiniteCheck::Never,
+        _ => {
+            let always = std::env::var("BRAGG_CHECK_FINITE").is_ok_and(|v| v == "1");
+            let mode = if always {
+                FiniteCheck::Always
+            } else {
+                FiniteCheck::CpuOnly
+            };
+            set_finite_check(mode);
+            mode
+        }
+    }
+}
+
+/// [`ensure_finite`] when the [`FiniteCheck`] policy asks for it, else `loss` unchanged.
+pub(crate) fn check_finite_by_policy(op: &'static str, loss: Tensor) -> Result<Tensor> {
+    let check = match finite_check() {
+        FiniteCheck::Always => true,
+        FiniteCheck::CpuOnly => matches!(*loss.storage(), Storage::Cpu(_)),
+        FiniteCheck::Never => false,
+    };
+    if check {
+        ensure_finite(op, loss)
+    } else {
+        Ok(loss)
+    }
+}
+
+/// Fails with [`Error::NonFinite`] when the one-element `loss` is NaN or infinite (always
+/// reads the value: one device sync on OpenCL).
 pub fn ensure_finite(op: &'static str, loss: Tensor) -> Result<Tensor> {
     let v = loss.item()?;
     if v.is_finite() {
@@ -80,13 +139,13 @@ pub(crate) fn masked_mean(values: &Tensor, mask: Option<&Tensor>) -> Result<Tens
 /// Mean squared error, restricted to `mask` when given.
 pub fn mse(pred: &Tensor, target: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
     check_pair("mse", pred, target, mask)?;
-    ensure_finite("mse", masked_mean(&pred.sub(target)?.square()?, mask)?)
+    check_finite_by_policy("mse", masked_mean(&pred.sub(target)?.square()?, mask)?)
 }
 
 /// Mean absolute error, restricted to `mask` when given.
 pub fn mae(pred: &Tensor, target: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
     check_pair("mae", pred, target, mask)?;
-    ensure_finite("mae", masked_mean(&pred.sub(target)?.abs()?, mask)?)
+    check_finite_by_policy("mae", masked_mean(&pred.sub(target)?.abs()?, mask)?)
 }
 
 /// `mask * pred + (1 - mask) * target`: the prediction inside the gap, the truth outside.

@@ -2,7 +2,7 @@
 //! extent, as in TensorFlow's `tf.image.ssim`: 2-D on images, 3-D on volumes, and slice-wise
 //! 2-D on volumes (the loss of the 3-D patch model).
 
-use super::ensure_finite;
+use super::check_finite_by_policy;
 use crate::ops::filter::gaussian_taps;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -92,7 +92,7 @@ pub fn ssim2d(x: &Tensor, y: &Tensor, cfg: &SsimConfig) -> Result<Tensor> {
             format!("expected NCHW, got {:?}", x.shape()),
         ));
     }
-    ensure_finite("ssim2d", ssim_map(x, y, &[2, 3], cfg)?.mean()?)
+    check_finite_by_policy("ssim2d", ssim_map(x, y, &[2, 3], cfg)?.mean()?)
 }
 
 /// Mean SSIM of NCDHW volumes (3-D window).
@@ -103,7 +103,7 @@ pub fn ssim3d(x: &Tensor, y: &Tensor, cfg: &SsimConfig) -> Result<Tensor> {
             format!("expected NCDHW, got {:?}", x.shape()),
         ));
     }
-    ensure_finite("ssim3d", ssim_map(x, y, &[2, 3, 4], cfg)?.mean()?)
+    check_finite_by_policy("ssim3d", ssim_map(x, y, &[2, 3, 4], cfg)?.mean()?)
 }
 
 /// 2-D or 3-D SSIM chosen by the rank of the inputs.
@@ -126,7 +126,7 @@ pub fn ssim_slicewise(x: &Tensor, y: &Tensor, cfg: &SsimConfig) -> Result<Tensor
             format!("expected NCDHW, got {:?}", x.shape()),
         ));
     }
-    ensure_finite("ssim_slicewise", ssim_map(x, y, &[3, 4], cfg)?.mean()?)
+    check_finite_by_policy("ssim_slicewise", ssim_map(x, y, &[3, 4], cfg)?.mean()?)
 }
 
 /// Sum over the D slices of `1 - SSIM(slice)`, averaged over batch and channels: the SSIM

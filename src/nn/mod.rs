@@ -45,7 +45,7 @@ pub mod layers;
 pub mod optim;
 
 pub use init::Init;
-pub use layers::{Conv, ConvTranspose};
+pub use layers::{Conv, ConvTranspose, Dropout, GroupNorm, Linear};
 pub use optim::{Adam, Optimizer, ReduceOnPlateau, Sgd};
 
 use crate::tensor::Tensor;
@@ -77,6 +77,21 @@ pub trait Module: Send + Sync {
     fn forward(&self, x: &Tensor) -> Result<Tensor>;
     /// The trainable parameters, with dotted names unique inside the module.
     fn parameters(&self) -> Vec<Param>;
+    /// Runs a layer of several inputs (an image and its mask, ...). The default passes a single
+    /// input to [`Module::forward`] and rejects more; multi-input layers override it.
+    fn forward_many(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        match inputs {
+            [x] => self.forward(x),
+            _ => Err(crate::Error::arg(
+                "Module::forward_many",
+                "inputs",
+                format!(
+                    "this module takes one input, got {} (override forward_many)",
+                    inputs.len()
+                ),
+            )),
+        }
+    }
     /// Total number of trainable scalars.
     fn num_parameters(&self) -> usize {
         self.parameters().iter().map(|p| p.tensor.numel()).sum()

@@ -4,12 +4,14 @@
 //! update parameters in place through [`Tensor::update_storage`]. Image batches use NCHW and
 //! volume batches NCDHW layouts.
 
+mod complex;
 mod ops;
 /// Option types of the tensor operations.
 pub mod ops_api {
     pub use super::ops::Padding;
 }
 
+pub use complex::ComplexTensor;
 pub use ops::concat;
 
 use crate::autograd::{self, Node};
@@ -209,6 +211,25 @@ impl Tensor {
             ));
         }
         Ok(self.to_vec()?[0])
+    }
+
+    /// A tensor holding a copy of an ndarray array (any layout, any dimension) on `device`.
+    pub fn from_ndarray<S, D>(a: &ndarray::ArrayBase<S, D>, device: &Device) -> Result<Tensor>
+    where
+        S: ndarray::Data<Elem = f32>,
+        D: ndarray::Dimension,
+    {
+        let shape = a.shape().to_vec();
+        match a.as_slice() {
+            Some(s) => Tensor::from_slice(s, &shape, device),
+            None => Tensor::from_vec(a.iter().copied().collect(), &shape, device),
+        }
+    }
+
+    /// Copies the numbers to the host as an n-dimensional ndarray array of the tensor's shape.
+    pub fn to_ndarray(&self) -> Result<ndarray::ArrayD<f32>> {
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(self.shape()), self.to_vec()?)
+            .map_err(|e| Error::shape("Tensor::to_ndarray", e.to_string()))
     }
 
     /// Copies the tensor to another device (no history is kept).

@@ -602,8 +602,31 @@ impl Tensor {
 
     // ---------------------------------------------------------------- pooling and resampling
 
-    /// Max-pooling with window = stride (one value or one per spatial axis), floor output.
+    /// Max-pooling with window = stride (one value or one per spatial axis). Every spatial size
+    /// must be a multiple of its window; otherwise this is an error naming the sizes (use
+    /// [`Tensor::max_pool_ceil`] to keep the last partial window or
+    /// [`Tensor::max_pool_floor`] to drop it).
     pub fn max_pool(&self, window: &[usize]) -> Result<Tensor> {
+        const OP: &str = "max_pool";
+        self.check_not_empty(OP)?;
+        let input = spatial3(OP, self.shape())?;
+        let w = per_axis(OP, "window", window, self.rank() - 2)?;
+        if (0..3).any(|a| w[a] > 0 && input[a] % w[a] != 0) {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "spatial sizes of {:?} are not multiples of the window {window:?}: use \
+                     max_pool_ceil (keeps the last partial window) or max_pool_floor (drops it)",
+                    self.shape()
+                ),
+            ));
+        }
+        self.max_pool_floor(window)
+    }
+
+    /// Max-pooling with window = stride and floor output size: a last partial window along an
+    /// axis is dropped.
+    pub fn max_pool_floor(&self, window: &[usize]) -> Result<Tensor> {
         const OP: &str = "max_pool";
         self.check_not_empty(OP)?;
         let input = spatial3(OP, self.shape())?;

@@ -143,6 +143,12 @@ pub fn evaluate_loss(
         for chunk in idx.chunks(batch.max(1)) {
             let (x, y, m) = data.batch(chunk, device)?;
             let l = loss.eval(&model.forward(&x)?, &y, Some(&m))?.item()?;
+            if !l.is_finite() {
+                return Err(Error::NonFinite {
+                    op: "evaluate_loss",
+                    detail: format!("the loss is {l}: an input holds NaN or infinite values"),
+                });
+            }
             sum += l as f64 * chunk.len() as f64;
             n += chunk.len();
         }
@@ -253,7 +259,18 @@ pub fn train(
             let l = loss.eval(&model.forward(&x)?, &y, Some(&m))?;
             let grads = l.backward()?;
             opt.step(&params, &grads)?;
-            sum += l.item()? as f64 * chunk.len() as f64;
+            let v = l.item()?;
+            if !v.is_finite() {
+                return Err(Error::NonFinite {
+                    op: "train",
+                    detail: format!(
+                        "the training loss is {v} at epoch {} (an input or a weight holds NaN \
+                         or infinite values, or the learning rate is too high)",
+                        epoch + 1
+                    ),
+                });
+            }
+            sum += v as f64 * chunk.len() as f64;
             seen += chunk.len();
             let rate = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!(

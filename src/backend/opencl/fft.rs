@@ -17,7 +17,7 @@ use crate::{Error, Result};
 /// The radices `fft_pass_R` exists for, in the order they are tried.
 const RADICES: [usize; 6] = [8, 4, 2, 3, 5, 7];
 
-/// Splits `n` into radices of [`RADICES`] (greedily, largest power-of-two radix first), or
+/// Splits `n` into radices of `RADICES` (greedily, largest power-of-two radix first), or
 /// `None` when `n` has a prime factor above 7. `n = 1` gives an empty list.
 pub fn radices(n: usize) -> Option<Vec<usize>> {
     if n == 0 {

@@ -214,7 +214,19 @@ pub struct OpenClBackend {
     kernels: Mutex<HashMap<(Family, ConvTiles, &'static str), Kernel>>,
     tables: Mutex<TableCache>,
     plans: Mutex<HashMap<(u8, ConvGeometry), ConvTiles>>,
+    user: Mutex<UserPrograms>,
     pool: Arc<pool::Pool>,
+}
+
+/// Programs built from sources given at run time (custom ops), by hash of source and options;
+/// each entry keeps its source and options to rule out hash collisions, and its kernels by name.
+type UserPrograms = HashMap<u64, Vec<UserProgram>>;
+
+struct UserProgram {
+    source: String,
+    options: String,
+    program: Program,
+    kernels: HashMap<String, Kernel>,
 }
 
 // SAFETY: `cl_device_id` is an opaque handle that OpenCL allows using from any thread; every
@@ -237,6 +249,10 @@ pub(crate) fn cl_error(what: &str, device: &str, code: i32) -> Error {
         -6..=-4 => " (out of device memory or resources)",
         -1001 => " (no OpenCL platform: is an ICD installed?)",
         -2000..=-1999 => " (OpenCL runtime library could not be loaded)",
+        -46 => " (invalid kernel name: no __kernel of that name in the program)",
+        -51..=-49 => " (invalid kernel argument: check its index, type and size)",
+        -52 => " (kernel arguments not all set: compare the argument list with the signature)",
+        -54 => " (invalid work-group size: the local size must divide the global size)",
         _ => "",
     };
     Error::OpenCl(format!("{what} on {device}: error {code}{hint}"))
@@ -308,6 +324,7 @@ impl OpenClBackend {
             kernels: Mutex::new(HashMap::new()),
             tables: Mutex::new(HashMap::new()),
             plans: Mutex::new(HashMap::new()),
+            user: Mutex::new(HashMap::new()),
             pool,
         })
     }
@@ -372,20 +389,135 @@ impl OpenClBackend {
             "-cl-std=CL1.2 -cl-mad-enable -DTM={} -DTN={} -DTK={} -DRM={} -DRN={}",
             t.tm, t.tn, t.tk, t.rm, t.rn
         );
+        let program = self.build_program(file, src, &options)?;
+        let p = Arc::new(program);
+        progs.insert((family, t), p.clone());
+        Ok(p)
+    }
+
+    /// Compiles `src` (named `label` in errors) for this device with build `options`; a failed
+    /// build returns the build log.
+    fn build_program(&self, label: &str, src: &str, options: &str) -> Result<Program> {
         let mut program = Program::create_from_source(&self.context, src)
-            .map_err(|c| self.err(&format!("creating the program of {file}"), c.0))?;
-        if let Err(c) = program.build(&[self.device_id], &options) {
+            .map_err(|c| self.err(&format!("creating the program of {label}"), c.0))?;
+        if let Err(c) = program.build(&[self.device_id], options) {
             let log = program
                 .get_build_log(self.device_id)
                 .unwrap_or_else(|_| "(no build log)".into());
             return Err(Error::OpenCl(format!(
-                "building {file} for {} failed (error {}):\n{log}",
+                "building {label} for {} failed (error {}):\n{log}",
                 self.device_name, c.0
             )));
         }
-        let p = Arc::new(program);
-        progs.insert((family, t), p.clone());
-        Ok(p)
+        Ok(program)
+    }
+
+    /// Enqueues kernel `entry` of an OpenCL C `source` given at run time (a custom op's
+    /// kernel), like [`OpenClBackend::launch`] does for the built-in kernels: the program is
+    /// compiled once per device (with `-cl-std=CL1.2` and `options`) and cached with its kernel
+    /// objects; the launch goes on this device's queue and returns without waiting. `global` is
+    /// rounded up to a multiple of `local` when `local` is given, so kernels must guard their
+    /// index. A launch with zero work-items does nothing.
+    pub fn launch_source(
+        &self,
+        source: &str,
+        entry: &str,
+        options: &str,
+        args: &[Arg<'_>],
+        global: &[usize],
+        local: Option<&[usize]>,
+    ) -> Result<()> {
+        use std::hash::{Hash, Hasher};
+        if global.is_empty() || global.len() > 3 || local.is_some_and(|l| l.len() != global.len()) {
+            return Err(Error::arg(
+                "launch_source",
+                "global",
+                format!(
+                    "kernel {entry}: needs 1 to 3 global sizes and as many local sizes, got \
+                     global {global:?}, local {local:?}"
+                ),
+            ));
+        }
+        if local.is_some_and(|l| l.contains(&0)) {
+            return Err(Error::arg(
+                "launch_source",
+                "local",
+                format!("kernel {entry}: local sizes must be positive, got {local:?}"),
+            ));
+        }
+        if global.contains(&0) {
+            return Ok(());
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        source.hash(&mut h);
+        options.hash(&mut h);
+        let key = h.finish();
+        let mut user = self.user.lock().map_err(|_| poisoned())?;
+        if !user.contains_key(&key) && user.len() >= 512 {
+            // Sources generated per call (options baked into the text) must not grow the cache
+            // without bound; recompiling the few live ones is cheap by comparison.
+            user.clear();
+        }
+        let slot = user.entry(key).or_default();
+        let idx = match slot
+            .iter()
+            .position(|p| p.source == source && p.options == options)
+        {
+            Some(i) => i,
+            None => {
+                let label = format!("the custom kernel source of `{entry}`");
+                let program =
+                    self.build_program(&label, source, &format!("-cl-std=CL1.2 {options}"))?;
+                slot.push(UserProgram {
+                    source: source.to_string(),
+                    options: options.to_string(),
+                    program,
+                    kernels: HashMap::new(),
+                });
+                slot.len() - 1
+            }
+        };
+        let up = &mut slot[idx];
+        if !up.kernels.contains_key(entry) {
+            let k = Kernel::create(&up.program, entry).map_err(|c| {
+                self.err(
+                    &format!("creating kernel `{entry}` (is it a __kernel of the source?)"),
+                    c.0,
+                )
+            })?;
+            up.kernels.insert(entry.to_string(), k);
+        }
+        let kernel = &up.kernels[entry];
+        // Arguments stay set on a cached kernel object, so a short list would silently reuse
+        // the previous launch's values: compare with the signature first.
+        if let Ok(n) = kernel.num_args() {
+            if n as usize != args.len() {
+                return Err(Error::arg(
+                    "launch_source",
+                    "args",
+                    format!(
+                        "kernel `{entry}` takes {n} argument(s), the launch gives {}",
+                        args.len()
+                    ),
+                ));
+            }
+        }
+        self.enqueue(kernel, entry, args, global, local)
+    }
+
+    /// The OpenCL context of this device (for interop: creating extra buffers or programs).
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// The in-order command queue every op of this device runs on.
+    pub fn queue(&self) -> &CommandQueue {
+        &self.queue
+    }
+
+    /// The raw OpenCL device id.
+    pub fn device_id(&self) -> cl_device_id {
+        self.device_id
     }
 
     /// Allocates an uninitialised pooled buffer of `len` f32.
@@ -465,6 +597,19 @@ impl OpenClBackend {
                 v.insert(k)
             }
         };
+        self.enqueue(kernel, name, args, global, local)
+    }
+
+    /// Sets the arguments of `kernel` and enqueues it over `global` (rounded up to multiples of
+    /// `local`). The caller holds the lock of the kernel's cache.
+    fn enqueue(
+        &self,
+        kernel: &Kernel,
+        name: &str,
+        args: &[Arg<'_>],
+        global: &[usize],
+        local: Option<&[usize]>,
+    ) -> Result<()> {
         for (i, a) in args.iter().enumerate() {
             let i = i as u32;
             let r = unsafe {

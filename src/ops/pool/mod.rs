@@ -1,6 +1,8 @@
-//! Max-pooling with a window equal to its stride (2 for the BCDI models), floor output size.
+//! Max-pooling with a window equal to its stride (2 for the BCDI models), floor output size;
+//! average pooling and ceil-mode max-pooling composed from it in `extra.rs`.
 
 pub mod cpu;
+pub mod extra;
 pub mod opencl;
 
 use crate::{Error, Result};

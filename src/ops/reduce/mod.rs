@@ -1,6 +1,8 @@
-//! Sums over all or some axes (means are sums scaled by the tensor layer).
+//! Sums over all or some axes (means are sums scaled by the tensor layer), and the
+//! max-reduction (`max.rs`, a custom op).
 
 pub mod cpu;
+pub mod max;
 pub mod opencl;
 
 /// The shape of a sum over `axes` that keeps them as size-1 dimensions.
