@@ -386,6 +386,27 @@ fn cli_inpaint_writes_a_phase_ready_file() {
         let gap = z.read("gap").unwrap().to_f32().unwrap();
         assert!(gap.iter().any(|&g| g != 0.0));
     }
+    // `--physics auto` refines narrow plane gaps only.
+    let (ok, err) = run(&["inpaint", "--input", &p("s.npz"), "--out", &p("f2.npz")]);
+    assert!(ok && err.contains("physics refinement"), "{err}");
+    let (ok, err) = run(&[
+        "simulate",
+        "--dim",
+        "3",
+        "--size",
+        "48",
+        "--count",
+        "1",
+        "--gap",
+        "line:10",
+        "--seed",
+        "4",
+        "--out",
+        &p("w.npz"),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, err) = run(&["inpaint", "--input", &p("w.npz"), "--out", &p("f3.npz")]);
+    assert!(ok && !err.contains("physics refinement"), "{err}");
     // The filled file phases with every voxel as data, and `--mask-key none` is accepted.
     for extra in [&[][..], &["--mask-key", "none"][..]] {
         let (input, out) = (p("f.npz"), p("r.npz"));

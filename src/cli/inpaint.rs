@@ -43,7 +43,8 @@ pub struct InpaintArgs {
     /// Refine the fill with physics: masked phasing (the gap free) whose initial support comes
     /// from the fill; the phased intensity replaces the fill in the strong part of the gap when
     /// it explains the measured voxels next to the gap. `auto`: on for 3-D volumes of at most
-    /// 128^3 voxels.
+    /// 128^3 voxels whose gaps are plane bands of at most 8 px (where it was measured to help;
+    /// REPORT.md section 6).
     #[arg(long, default_value = "auto")]
     pub physics: String,
     /// Phasing chain of the physics refinement.
@@ -148,7 +149,10 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
             bar.suspend(|| eprintln!("pattern {k}: {w}"));
         }
         let mut filled = filler.fill(&ik, &mk, args.stride, args.finetune, device)?;
-        if physics && mk.iter().any(|&v| v != 0.0) {
+        let refine = physics
+            && mk.iter().any(|&v| v != 0.0)
+            && (args.physics != "auto" || narrow_bands_only(&mk));
+        if refine {
             let opts = PhysicsOptions {
                 chain: args.physics_chain.clone(),
                 ..PhysicsOptions::default()
@@ -186,4 +190,16 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Widest plane gap for which `--physics auto` refines (wider ones were not helped on average).
+pub const AUTO_PHYSICS_MAX_WIDTH: usize = 8;
+
+/// Whether a 3-D mask's gaps are plane bands no wider than [`AUTO_PHYSICS_MAX_WIDTH`].
+fn narrow_bands_only(mask: &ArrayD<f32>) -> bool {
+    let Ok(m3) = mask.view().into_dimensionality::<ndarray::Ix3>() else {
+        return false;
+    };
+    let bands = crate::inpaint::detect_bands(&m3.to_owned());
+    !bands.is_empty() && bands.iter().all(|b| b.width <= AUTO_PHYSICS_MAX_WIDTH)
 }
