@@ -386,6 +386,45 @@ fn cli_inpaint_writes_a_phase_ready_file() {
         let gap = z.read("gap").unwrap().to_f32().unwrap();
         assert!(gap.iter().any(|&g| g != 0.0));
     }
+    // A file holding one volume without a batch axis (as measured data usually is) is read as
+    // one volume, and the output keeps its layout.
+    {
+        let path = std::path::Path::new(&p("s.npz")).to_path_buf();
+        let mut z = bragg::data::npy::NpzFile::open(&path).unwrap();
+        let i = z.read("intensity").unwrap().to_f32().unwrap();
+        let m = z.read("mask").unwrap().to_f32().unwrap();
+        let one = std::path::Path::new(&p("one.npz")).to_path_buf();
+        let mut w = bragg::data::npy::NpzWriter::create(&one).unwrap();
+        w.add("intensity", &i.index_axis(ndarray::Axis(0), 0).to_owned())
+            .unwrap();
+        w.add("mask", &m.index_axis(ndarray::Axis(0), 0).to_owned())
+            .unwrap();
+        w.finish().unwrap();
+        let (ok, err) = run(&[
+            "inpaint",
+            "--input",
+            &p("one.npz"),
+            "--out",
+            &p("f1.npz"),
+            "--physics",
+            "off",
+        ]);
+        assert!(ok && err.contains("one 3-D pattern"), "{err}");
+        let mut z = bragg::data::npy::NpzFile::open(std::path::Path::new(&p("f1.npz"))).unwrap();
+        assert_eq!(
+            z.read("intensity").unwrap().to_f32().unwrap().shape(),
+            &[32, 32, 32]
+        );
+        let (ok, err) = run(&[
+            "inpaint",
+            "--input",
+            &p("one.npz"),
+            "--out",
+            &p("f1.npz"),
+            "--batch",
+        ]);
+        assert!(ok && err.contains("a batch of 32 2-D patterns"), "{err}");
+    }
     // `--physics auto` refines narrow plane gaps only.
     let (ok, err) = run(&["inpaint", "--input", &p("s.npz"), "--out", &p("f2.npz")]);
     assert!(ok && err.contains("physics refinement"), "{err}");

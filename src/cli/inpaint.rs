@@ -27,9 +27,15 @@ pub struct InpaintArgs {
     /// Key of the gap mask: default `gap` when present, else `mask`.
     #[arg(long)]
     pub mask_key: Option<String>,
-    /// The arrays hold one pattern (2-D or 3-D) without a batch axis.
-    #[arg(long)]
+    /// The arrays hold one pattern (2-D or 3-D) without a batch axis. Without it, a 4-D
+    /// array is a batch of volumes, a 2-D array one pattern, and a 3-D array one volume
+    /// unless the file says it is a batch of 2-D patterns (`oversampling` of shape [K, 2], as
+    /// `bragg simulate --dim 2` writes); `--batch` forces the batch reading.
+    #[arg(long, conflicts_with = "batch")]
     pub single: bool,
+    /// The arrays are batch first (see `--single`).
+    #[arg(long)]
+    pub batch: bool,
     /// Output .npz: `intensity` (filled; measured voxels unchanged) and `gap` (1 = filled).
     #[arg(long)]
     pub out: PathBuf,
@@ -62,6 +68,10 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
         ));
     }
     let mut z = NpzFile::open(&args.input)?;
+    let batch_of_2d = z.has("oversampling")
+        && z.read("oversampling")?
+            .to_f32()
+            .is_ok_and(|a| a.ndim() == 2 && a.shape()[1] == 2);
     let key = match &args.mask_key {
         Some(k) => k.clone(),
         None if z.has("gap") => "gap".to_string(),
@@ -90,10 +100,30 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
             ),
         ));
     }
-    if args.single {
+    let single = args.single
+        || (!args.batch && (intensity.ndim() == 2 || (intensity.ndim() == 3 && !batch_of_2d)));
+    if single {
         intensity = intensity.insert_axis(Axis(0));
         mask = mask.insert_axis(Axis(0));
     }
+    eprintln!(
+        "{}: {} (--single / --batch to choose)",
+        args.input.display(),
+        if single {
+            format!(
+                "one {}-D pattern {:?}",
+                intensity.ndim() - 1,
+                &intensity.shape()[1..]
+            )
+        } else {
+            format!(
+                "a batch of {} {}-D patterns {:?}",
+                intensity.shape()[0],
+                intensity.ndim() - 1,
+                &intensity.shape()[1..]
+            )
+        }
+    );
     // Values in the gap are never used (detectors often mark them with -1 or NaN).
     crate::data::validate::masks(&args.input, &key, &mask)?;
     ndarray::Zip::from(&mut intensity)
@@ -109,7 +139,7 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
         return Err(Error::data(
             &args.input,
             format!(
-                "intensity {:?} must be a batch of 2-D or 3-D patterns (or pass --single)",
+                "intensity {:?} must be one 2-D or 3-D pattern or a batch of them",
                 intensity.shape()
             ),
         ));
@@ -171,7 +201,7 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
     }
     bar.finish_and_clear();
     let gap = mask.mapv(|v| (v != 0.0) as u8);
-    let (out, gap) = if args.single {
+    let (out, gap) = if single {
         (
             out.index_axis_move(Axis(0), 0),
             gap.index_axis_move(Axis(0), 0),
