@@ -186,6 +186,15 @@ pub(crate) fn line_fill(data: &ArrayD<f32>, mask: &ArrayD<f32>, linear: bool) ->
     out
 }
 
+/// Element strides of a contiguous row-major array of `shape`.
+fn row_major_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1usize; shape.len()];
+    for a in (0..shape.len().saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * shape[a + 1];
+    }
+    strides
+}
+
 /// Harmonic fill by successive over-relaxation on the gap pixels (discrete Laplacian with the
 /// in-bounds neighbours, i.e. a zero-flux condition at the array border), started from the
 /// linear fill; stops when the largest update is below `tol` times the data range.
@@ -198,10 +207,7 @@ pub fn laplace_fill(
     let start = line_fill(data, mask, true);
     let shape = data.shape().to_vec();
     let nd = shape.len();
-    let mut strides = vec![1usize; nd];
-    for a in (0..nd.saturating_sub(1)).rev() {
-        strides[a] = strides[a + 1] * shape[a + 1];
-    }
+    let strides = row_major_strides(&shape);
     let flat_mask: Vec<bool> = mask.iter().map(|&m| m != 0.0).collect();
     let mut u: Vec<f64> = start.iter().map(|&v| v as f64).collect();
     // Gap pixels with their neighbour offsets.
@@ -275,8 +281,9 @@ fn graph_laplacian(u: &[f64], shape: &[usize], strides: &[usize], out: &mut [f64
 }
 
 /// Biharmonic fill: minimises the squared graph Laplacian of the whole array (zero flux at the
-/// border) over the gap values (conjugate gradients on the normal equations, started from the linear fill); stops
-/// when the residual norm falls below `tol` times its start or after `max_iter` iterations.
+/// border) over the gap values (conjugate gradients on the normal equations, started from the
+/// linear fill); stops when the residual norm falls below `tol` times its start or after
+/// `max_iter` iterations.
 pub fn biharmonic_fill(
     data: &ArrayD<f32>,
     mask: &ArrayD<f32>,
@@ -285,11 +292,7 @@ pub fn biharmonic_fill(
 ) -> ArrayD<f32> {
     let start = line_fill(data, mask, true);
     let shape = data.shape().to_vec();
-    let nd = shape.len();
-    let mut strides = vec![1usize; nd];
-    for a in (0..nd.saturating_sub(1)).rev() {
-        strides[a] = strides[a + 1] * shape[a + 1];
-    }
+    let strides = row_major_strides(&shape);
     let gap: Vec<bool> = mask.iter().map(|&m| m != 0.0).collect();
     if !gap.iter().any(|&g| g) || gap.iter().all(|&g| g) {
         return start;
