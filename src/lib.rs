@@ -21,6 +21,7 @@ pub mod loss;
 pub mod models;
 pub mod nn;
 pub mod ops;
+pub mod phasenet;
 pub mod phasing;
 pub mod sim;
 pub mod tensor;

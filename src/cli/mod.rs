@@ -5,9 +5,11 @@ pub mod devices;
 pub mod eval;
 pub mod eval3d;
 pub mod inpaint;
+pub mod phasing_study;
 pub mod simulate;
 pub mod train;
 pub mod train_gap3d;
+pub mod train_phasenet;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +44,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Train the residual 3-D gap model on crystals simulated on the fly.
     TrainGap3d(train_gap3d::TrainGap3dArgs),
+    /// Train the reciprocal-space phasing network on strained crystals simulated on the fly.
+    TrainPhasenet(train_phasenet::TrainPhasenetArgs),
     /// Score a model and the classical baselines on a test set.
     Eval(eval::EvalArgs),
     /// Score the gap model and the classical fills on raw counts (PCC of log(1+I) in the gap).
@@ -54,6 +58,8 @@ pub enum Command {
     Phase(phase::PhaseArgs),
     /// Compare a reconstruction with the true object after removing the ambiguities.
     Compare(compare::CompareArgs),
+    /// Random starts against phasing-network starts on held-out strained crystals.
+    PhasingStudy(phasing_study::PhasingStudyArgs),
     /// List the native CPU and every OpenCL device, marking the default.
     Devices,
 }
@@ -88,12 +94,14 @@ pub fn run() -> crate::Result<()> {
         Command::Simulate(args) => simulate::run(&args),
         Command::Train(args) => train::run(&args, &device_from(spec)?),
         Command::TrainGap3d(args) => train_gap3d::run(&args, &device_from(spec)?),
+        Command::TrainPhasenet(args) => train_phasenet::run(&args, &device_from(spec)?),
         Command::Eval(args) => eval::run(&args, &device_from(spec)?),
         Command::Eval3d(args) => eval3d::run(&args, &device_from(spec)?),
         Command::Inpaint(args) => inpaint::run(&args, &device_from(spec)?),
         Command::Demo(args) => demo::run(&args, &device_from(spec)?),
         Command::Phase(args) => phase::run(&args, &device_from(spec)?),
         Command::Compare(args) => compare::run(&args),
+        Command::PhasingStudy(args) => phasing_study::run(&args, &device_from(spec)?),
         Command::Devices => devices::run(spec),
     }
 }

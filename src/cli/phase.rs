@@ -9,6 +9,15 @@ use ndarray::{ArrayD, Axis, IxDyn};
 use num_complex::Complex32;
 use std::path::{Path, PathBuf};
 
+/// Where phasing runs start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartKind {
+    /// Observed amplitudes with random phases.
+    Random,
+    /// The phasing network's prediction.
+    Net,
+}
+
 /// Arguments of `bragg phase`.
 #[derive(Debug, Args)]
 pub struct PhaseArgs {
@@ -29,6 +38,19 @@ pub struct PhaseArgs {
     /// network prediction; default: random starts.
     #[arg(long)]
     pub phase_key: Option<String>,
+    /// Where runs start: `random` (observed amplitudes, random phases) or `net` (the phase
+    /// predicted by the phasing network on the central part of the pattern, random phases
+    /// outside it; the initial support from the predicted object).
+    #[arg(long, value_enum, default_value_t = StartKind::Random)]
+    pub start: StartKind,
+    /// Phasing-network weights for `--start net` (default: the shipped network for the data's
+    /// dimension).
+    #[arg(long)]
+    pub start_model: Option<PathBuf>,
+    /// `--start net`: initial support threshold on the predicted object's blurred modulus,
+    /// relative to its max (0: the autocorrelation support).
+    #[arg(long, default_value_t = phasing::PREDICTED_SUPPORT_THRESHOLD)]
+    pub start_support_threshold: f32,
     /// Index in the batch (first axis).
     #[arg(long)]
     pub index: Option<usize>,
@@ -218,6 +240,7 @@ fn check_args(args: &PhaseArgs) -> Result<()> {
         ("--beta", args.beta),
         ("--confidence", args.confidence),
         ("--free-fraction", args.free_fraction),
+        ("--start-support-threshold", args.start_support_threshold),
     ] {
         if !v.is_finite() || v < 0.0 {
             return Err(Error::arg(
@@ -259,15 +282,42 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
         ),
         None => None,
     };
-    let start = match &args.phase_key {
-        Some(k) => Start::ReciprocalPhase(select_like(
+    let start = match (&args.phase_key, args.start) {
+        (Some(_), StartKind::Net) => {
+            return Err(Error::arg(
+                "phase",
+                "--start",
+                "--phase-key and --start net both give the starting phase; choose one",
+            ))
+        }
+        (Some(k), StartKind::Random) => Start::ReciprocalPhase(select_like(
             read_real(path, k)?,
             &shape,
             args.index,
             path,
             k,
         )?),
-        None => Start::Random,
+        (None, StartKind::Net) => {
+            let net = match &args.start_model {
+                Some(p) => crate::phasenet::load_phasenet(p, device)?,
+                None => crate::phasenet::shipped_phasenet(shape.len(), device)?,
+            };
+            let p = net.predict(&intensity, mask.as_ref(), device)?;
+            Start::Predicted {
+                phase: p.phase,
+                known: p.known,
+            }
+        }
+        (None, StartKind::Random) => {
+            if args.start_model.is_some() {
+                return Err(Error::arg(
+                    "phase",
+                    "--start-model",
+                    "only used with --start net",
+                ));
+            }
+            Start::Random
+        }
     };
     let problem = Problem::from_centred(&intensity, mask.as_ref())
         .map_err(|e| Error::data(path, format!("key `{}`: {e}", args.key)))?;
@@ -297,6 +347,7 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
         runs: args.runs,
         keep: args.keep.min(args.runs),
         seed: args.seed,
+        predicted_support: args.start_support_threshold,
         ..Options::default()
     };
     let total = options.chain.total_cycles() as u64;

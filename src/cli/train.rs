@@ -202,7 +202,9 @@ pub fn training_bytes(m: &ModelConfig, pattern: &[usize], batch: usize) -> u64 {
             .fold(0u64, u64::saturating_add),
         ModelKind::Msd => voxels.saturating_mul(1 + (m.depth as u64) * (m.width as u64) * 3),
         ModelKind::PatchUnet3d => voxels.saturating_mul(1500),
-        ModelKind::GapUnet3d => voxels.saturating_mul((m.width as u64).saturating_mul(16)),
+        ModelKind::GapUnet3d | ModelKind::PhaseUnet => {
+            voxels.saturating_mul((m.width as u64).saturating_mul(16))
+        }
     };
     m.parameter_count()
         .saturating_mul(16)

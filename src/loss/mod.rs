@@ -9,9 +9,11 @@
 //! [`set_finite_check`]`(FiniteCheck::Always)` / `BRAGG_CHECK_FINITE=1` while debugging.
 
 mod gradient;
+mod phase;
 mod ssim;
 
 pub use gradient::{gradient_loss, GradientNorm};
+pub use phase::{coherent_phase_loss, phase_mse};
 pub use ssim::{slice_ssim_loss, ssim, ssim2d, ssim3d, ssim_slicewise, SsimConfig};
 
 use crate::backend::Storage;

@@ -6,6 +6,7 @@ pub mod dilated_unet;
 pub mod gap_unet3d;
 pub mod msdnet;
 pub mod patch_unet3d;
+pub mod phase_unet;
 pub mod unet;
 
 use crate::nn::{Conv, Init, Module};
@@ -30,6 +31,8 @@ pub enum ModelKind {
     PatchUnet3d,
     /// The compact residual 3-D gap model (a correction to the log-linear fill).
     GapUnet3d,
+    /// The reciprocal-space phasing network (intensity in, phase direction out).
+    PhaseUnet,
 }
 
 impl ModelKind {
@@ -41,6 +44,7 @@ impl ModelKind {
             ModelKind::Msd => "msd",
             ModelKind::PatchUnet3d => "patch-unet3d",
             ModelKind::GapUnet3d => "gap-unet3d",
+            ModelKind::PhaseUnet => "phase-unet",
         }
     }
 }
@@ -60,10 +64,11 @@ impl FromStr for ModelKind {
             "msd" | "msdnet" | "msd-net" => Ok(ModelKind::Msd),
             "patch-unet3d" | "patch_unet3d" | "patch" => Ok(ModelKind::PatchUnet3d),
             "gap-unet3d" | "gap_unet3d" | "gapnet" => Ok(ModelKind::GapUnet3d),
+            "phase-unet" | "phase_unet" | "phasenet" => Ok(ModelKind::PhaseUnet),
             other => Err(Error::arg(
                 "model",
                 "kind",
-                format!("unknown model `{other}` (known: unet, dilated-unet, msd, patch-unet3d, gap-unet3d)"),
+                format!("unknown model `{other}` (known: unet, dilated-unet, msd, patch-unet3d, gap-unet3d, phase-unet)"),
             )),
         }
     }
@@ -105,6 +110,7 @@ impl ModelConfig {
             ModelKind::Msd => (2, 2, 15),
             ModelKind::PatchUnet3d => (3, 8, 4),
             ModelKind::GapUnet3d => (3, 16, 3),
+            ModelKind::PhaseUnet => (3, 8, 4),
         };
         ModelConfig {
             kind,
@@ -138,7 +144,7 @@ impl ModelConfig {
         }
         let max_depth = match self.kind {
             ModelKind::Unet | ModelKind::DilatedUnet => 8,
-            ModelKind::GapUnet3d => 5,
+            ModelKind::GapUnet3d | ModelKind::PhaseUnet => 6,
             _ => 400,
         };
         if self.depth == 0 || self.depth > max_depth {
@@ -174,6 +180,7 @@ impl ModelConfig {
             ModelKind::Msd => 1,
             ModelKind::PatchUnet3d => 16,
             ModelKind::GapUnet3d => gap_unet3d::GapUNet3d::size_multiple(self.depth),
+            ModelKind::PhaseUnet => phase_unet::PhaseUNet::size_multiple(self.depth),
         }
     }
 
@@ -266,6 +273,9 @@ impl ModelConfig {
                 }
                 total.saturating_add(conv(ch(0), 1, 1))
             }
+            ModelKind::PhaseUnet => {
+                phase_unet::PhaseUNet::parameter_count(self.dims, self.width, self.depth)
+            }
         }
     }
 
@@ -321,6 +331,9 @@ pub fn build(cfg: &ModelConfig, device: &Device, seed: u64) -> Result<Box<dyn Mo
         }
         ModelKind::GapUnet3d => Box::new(gap_unet3d::GapUNet3d::new(
             cfg.width, cfg.depth, cfg.slope, &mut rng, device,
+        )?),
+        ModelKind::PhaseUnet => Box::new(phase_unet::PhaseUNet::new(
+            cfg.dims, cfg.width, cfg.depth, cfg.slope, &mut rng, device,
         )?),
     })
 }

@@ -188,6 +188,7 @@ pub struct Options {
     pub shrink_wrap: ShrinkWrap,
     /// Threshold of the initial autocorrelation support, relative to its max.
     pub autocorrelation_threshold: f32,
+
     /// Poisson confidence interval of the projection, in units of the amplitude's standard
     /// deviation (0: exact projection).
     pub confidence: f32,
@@ -201,6 +202,10 @@ pub struct Options {
     pub keep: usize,
     /// Seed of every random choice.
     pub seed: u64,
+    /// Initial support of a [`Start::Predicted`] run: the object of the predicted part of the
+    /// wave, blurred (1 px) and thresholded at this fraction of its maximum; 0 keeps the
+    /// autocorrelation support.
+    pub predicted_support: f32,
 }
 
 impl Default for Options {
@@ -216,9 +221,13 @@ impl Default for Options {
             runs: 1,
             keep: 1,
             seed: 0,
+            predicted_support: PREDICTED_SUPPORT_THRESHOLD,
         }
     }
 }
+
+/// Default of [`Options::predicted_support`].
+pub const PREDICTED_SUPPORT_THRESHOLD: f32 = 0.1;
 
 /// Where a run starts.
 #[derive(Debug, Clone)]
@@ -231,6 +240,17 @@ pub enum Start {
     ReciprocalPhase(ArrayD<f32>),
     /// A real-space object (any position; rolled onto the initial support).
     Object(ArrayD<Complex32>),
+    /// A reciprocal-space phase predicted on part of the array (a phasing network's central
+    /// grid, see [`crate::phasenet`]): observed amplitudes with that phase where `known` is
+    /// non-zero and random phases (drawn per run) elsewhere. With
+    /// [`Options::predicted_support`] > 0 the initial support is the thresholded modulus of the
+    /// object the known part alone gives, instead of the autocorrelation support.
+    Predicted {
+        /// Phase, same centred layout and shape as the intensity.
+        phase: ArrayD<f32>,
+        /// 1 where `phase` holds a prediction.
+        known: ArrayD<u8>,
+    },
 }
 
 /// One finished run.
@@ -316,6 +336,13 @@ impl Phaser {
                 "phasing",
                 "autocorrelation threshold",
                 format!("{} not in (0, 1)", options.autocorrelation_threshold),
+            ));
+        }
+        if !(0.0..1.0).contains(&options.predicted_support) {
+            return Err(Error::arg(
+                "phasing",
+                "predicted support threshold",
+                format!("{} not in [0, 1)", options.predicted_support),
             ));
         }
         let shape = problem.shape.clone();
@@ -464,6 +491,7 @@ impl Phaser {
                     self.roll_psi_to_origin();
                 }
             }
+            Start::Predicted { phase, known } => self.start_predicted(phase, known, seed)?,
             Start::Object(o) => {
                 if o.shape() != self.shape.as_slice() {
                     return Err(Error::shape(
@@ -495,6 +523,67 @@ impl Phaser {
         if let Some(d) = &mut self.device {
             d.set_object(&self.rho)?;
             d.set_support(&self.support)?;
+        }
+        Ok(())
+    }
+
+    /// Initialises `psi` (and, when asked, the support) from a partly predicted phase.
+    fn start_predicted(
+        &mut self,
+        phase: &ArrayD<f32>,
+        known: &ArrayD<u8>,
+        seed: u64,
+    ) -> Result<()> {
+        if phase.shape() != self.shape.as_slice() || known.shape() != self.shape.as_slice() {
+            return Err(Error::shape(
+                "phasing start",
+                format!(
+                    "predicted phase {:?} / known {:?} vs intensity {:?}",
+                    phase.shape(),
+                    known.shape(),
+                    self.shape
+                ),
+            ));
+        }
+        let ph: Vec<f32> = ifftshift(phase).iter().copied().collect();
+        let kn: Vec<u8> = ifftshift(known).iter().copied().collect();
+        let amp = |i: usize| {
+            if self.mask[i] == kernels::OBSERVED {
+                self.iobs[i].sqrt()
+            } else {
+                0.0
+            }
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut lowpass = vec![Complex32::default(); self.psi.len()];
+        for (i, (p, l)) in self.psi.iter_mut().zip(lowpass.iter_mut()).enumerate() {
+            let random: f32 = rng.random_range(0.0..std::f32::consts::TAU);
+            if kn[i] != 0 {
+                *p = Complex32::from_polar(amp(i), ph[i]);
+                *l = *p;
+            } else {
+                *p = Complex32::from_polar(amp(i), random);
+            }
+        }
+        self.plan.process(&mut self.psi, Direction::Inverse);
+        self.plan.process(&mut lowpass, Direction::Inverse);
+        let shift: Vec<i64> = post::centring_shift(&lowpass, &self.shape)
+            .iter()
+            .zip(&self.shape)
+            .map(|(&s, &n)| s - (n / 2) as i64)
+            .collect();
+        self.psi = post::roll(&self.psi, &self.shape, &shift);
+        if self.options.predicted_support > 0.0 {
+            let lowpass = post::roll(&lowpass, &self.shape, &shift);
+            let support = support::support_from_object(
+                &lowpass,
+                &self.shape,
+                1.0,
+                self.options.predicted_support,
+            );
+            if support.iter().any(|&v| v != 0) {
+                self.support = support;
+            }
         }
         Ok(())
     }

@@ -60,6 +60,24 @@ impl ShrinkWrap {
     }
 }
 
+/// A support from an estimate of the object: `|rho|` blurred with `sigma` px, thresholded at
+/// `fraction` of its maximum (the start of a run from a predicted phase).
+pub fn support_from_object(
+    rho: &[Complex32],
+    shape: &[usize],
+    sigma: f32,
+    fraction: f32,
+) -> Vec<u8> {
+    let mut amp = vec![0.0f32; rho.len()];
+    kernels::modulus(rho, &mut amp);
+    let mut tmp = vec![0.0f32; rho.len()];
+    let mut kernel = Vec::new();
+    kernels::gaussian_kernel(sigma, &mut kernel);
+    kernels::gaussian_blur(&mut amp, &mut tmp, shape, &kernel);
+    let max = amp.iter().copied().fold(0.0f32, f32::max);
+    amp.iter().map(|&a| u8::from(a > fraction * max)).collect()
+}
+
 /// Work buffers of a shrink-wrap update (preallocated once per problem).
 #[derive(Debug, Clone)]
 pub struct ShrinkWrapBuffers {

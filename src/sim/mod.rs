@@ -378,6 +378,9 @@ pub struct SampleParams {
     pub gap_pos: [i32; 2],
     /// Width of the gap bands along rows / columns, 0 where there is none.
     pub gap_width: [i32; 2],
+    /// Peak-to-peak range of the (unwrapped) object phase over the crystal, radians: how
+    /// strained the crystal is (several pi = "highly strained").
+    pub phase_span: f32,
 }
 
 /// One simulated pattern.
@@ -428,6 +431,23 @@ pub fn simulate_sample(cfg: &SimConfig, index: u64) -> Result<Sample> {
     let support = objects::random_convex_support(&extents, npts, &mut rng)?;
     let phase_field = phase::random_phase(&extents, r, &mut rng);
     let modulus = phase::realistic_modulus(&support, n, r, &mut rng);
+    let phase_span = {
+        let (lo, hi) = ndarray::Zip::from(&modulus).and(&phase_field).fold(
+            (f32::INFINITY, f32::NEG_INFINITY),
+            |(lo, hi), &m, &p| {
+                if m > 0.0 {
+                    (lo.min(p), hi.max(p))
+                } else {
+                    (lo, hi)
+                }
+            },
+        );
+        if hi >= lo {
+            hi - lo
+        } else {
+            0.0
+        }
+    };
     let object_box = ndarray::Zip::from(&modulus)
         .and(&phase_field)
         .map_collect(|&m, &p| Complex32::from_polar(m, p));
@@ -467,6 +487,7 @@ pub fn simulate_sample(cfg: &SimConfig, index: u64) -> Result<Sample> {
             photons,
             gap_pos: gap.pos,
             gap_width: gap.width,
+            phase_span,
         },
     })
 }

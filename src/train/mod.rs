@@ -72,6 +72,13 @@ impl TrainConfig {
 
     fn validate(&self) -> Result<()> {
         self.model.validate()?;
+        if self.model.kind == crate::models::ModelKind::PhaseUnet {
+            return Err(Error::arg(
+                "train",
+                "model",
+                "phase-unet predicts phases, not gap fills: train it with `bragg train-phasenet`",
+            ));
+        }
         if self.epochs == 0 || self.batch == 0 {
             return Err(Error::arg("train", "epochs/batch", "must be >= 1"));
         }
