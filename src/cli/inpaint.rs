@@ -2,7 +2,7 @@
 //! shipped 3-D gap model by default, or `--model`) or a classical method, and writes a
 //! phase-ready file: the filled intensity under `intensity`, the filled region under `gap`.
 
-use crate::data::npy::{NpzFile, NpzWriter};
+use crate::data::arrays::{ArrayFile, ArrayWriter};
 use crate::inpaint::fill::{FillMethod, Filler};
 use crate::inpaint::physics::{physics_fill, PhysicsOptions};
 use crate::inpaint::DEFAULT_STRIDE;
@@ -21,7 +21,8 @@ pub struct InpaintArgs {
     /// biharmonic, log-biharmonic, nearest (`log-` = on log(1 + I)).
     #[arg(long, default_value = "model")]
     pub method: String,
-    /// Input .npz with `intensity` and a gap mask (non-zero = gap), batch first.
+    /// Input .npz or CXI/HDF5 (`.cxi`, `.h5`, `FILE.h5:/path/to/data`) with `intensity` and a
+    /// gap mask (non-zero = gap).
     #[arg(long)]
     pub input: PathBuf,
     /// Key of the gap mask: default `gap` when present, else `mask`.
@@ -36,7 +37,8 @@ pub struct InpaintArgs {
     /// The arrays are batch first (see `--single`).
     #[arg(long)]
     pub batch: bool,
-    /// Output .npz: `intensity` (filled; measured voxels unchanged) and `gap` (1 = filled).
+    /// Output .npz (or .cxi: the filled intensity as the detector data): `intensity` (filled;
+    /// measured voxels unchanged) and `gap` (1 = filled).
     #[arg(long)]
     pub out: PathBuf,
     /// In-plane stride of the sliding windows of 3-D models.
@@ -67,7 +69,7 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
             format!("{} asked, allowed 1..=32", args.stride),
         ));
     }
-    let mut z = NpzFile::open(&args.input)?;
+    let mut z = ArrayFile::open(&args.input)?;
     let batch_of_2d = z.has("oversampling")
         && z.read("oversampling")?
             .to_f32()
@@ -209,7 +211,7 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
     } else {
         (out, gap)
     };
-    let mut w = NpzWriter::create(&args.out)?;
+    let mut w = ArrayWriter::create(&args.out)?;
     w.add("intensity", &out)?;
     w.add("gap", &gap)?;
     w.finish()?;
