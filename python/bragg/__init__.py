@@ -180,7 +180,7 @@ def phase_runs(
         shape), ``llk``, ``free_llk``, ``run`` (index among all runs) and ``support_size``.
     """
     i = _f32(intensity, "intensity")
-    if i.ndim == 4 and i.shape[0] == 1:
+    while i.ndim > 2 and i.shape[0] == 1:  # a batch of one pattern
         i = i[0]
     m = None
     if mask is not None:
@@ -235,8 +235,8 @@ def phase(
     """Iterative phase retrieval (ER / HIO / RAAR, shrink-wrap, free LLK) of one pattern.
 
     Args:
-        intensity: one 2-D or 3-D pattern with the Bragg peak at the array centre (a leading
-            batch axis of length 1 is dropped).
+        intensity: one 2-D or 3-D pattern with the Bragg peak at the array centre (leading
+            axes of length 1, such as the batch axis of :func:`simulate`, are dropped).
         mask: non-zero = gap / bad pixel, left free (its amplitude is not imposed).
         algorithm: chain in PyNX notation, e.g. ``"RAAR**600,ER**200"``, ``"(Sup*HIO**50)**4"``.
         runs: number of runs from random starts; the best by free LLK is returned.
