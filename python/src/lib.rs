@@ -12,7 +12,7 @@ use bragg::models::{ModelConfig, ModelKind};
 use bragg::nn::Module;
 use bragg::num_complex::Complex32;
 use bragg::phasing::{self, Chain, Options, Problem, ShrinkWrap, Start, ThresholdMethod};
-use bragg::sim::{GapSpec, Range, SimConfig};
+use bragg::sim::{GapSpec, Range};
 use bragg::{Device, Error, Tensor};
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArrayDyn};
@@ -73,38 +73,19 @@ fn simulate<'py>(
     oversampling: Option<(f64, f64)>,
     recipe: Option<PathBuf>,
 ) -> PyRes<Bound<'py, PyList>> {
-    let mut c = match &recipe {
-        Some(p) => SimConfig::from_toml_file(p).map_err(py_err)?,
-        None => SimConfig::default(),
+    let args = bragg::cli::simulate::SimulateArgs {
+        recipe,
+        dim,
+        size,
+        count,
+        gap: gap.map(str::parse::<GapSpec>).transpose().map_err(py_err)?,
+        photons: photons.map(|(min, max)| Range { min, max }),
+        oversampling: oversampling.map(|(min, max)| Range { min, max }),
+        seed,
+        out: None,
+        half: false,
     };
-    if let Some(v) = dim {
-        c.dim = v;
-    }
-    if let Some(v) = size {
-        c.size = v;
-    }
-    if let Some(v) = count {
-        c.count = v;
-    }
-    if let Some(g) = gap {
-        c.gap = g.parse::<GapSpec>().map_err(py_err)?;
-    }
-    if let Some(v) = seed {
-        c.seed = v;
-    }
-    if let Some((min, max)) = photons {
-        c.photons = Range { min, max };
-    }
-    if let Some((min, max)) = oversampling {
-        c.oversampling = Range { min, max };
-    }
-    if c.count == 0 || c.count > bragg::cli::simulate::MAX_COUNT {
-        return Err(PyValueError::new_err(format!(
-            "simulate: count {} asked, allowed 1..={}",
-            c.count,
-            bragg::cli::simulate::MAX_COUNT
-        )));
-    }
+    let c = args.config().map_err(py_err)?;
     let arrays = py.detach(|| simulate_arrays(&c, &|| {})).map_err(py_err)?;
     let list = PyList::empty(py);
     for (key, a) in arrays {

@@ -78,8 +78,8 @@ impl ArrayFile {
 /// CXI for an HDF5 extension (`intensity` as the detector data, `mask` as its mask, other keys
 /// in `/entry_1/bragg_1`).
 pub enum ArrayWriter {
-    /// An `.npz` archive.
-    Npz(NpzWriter),
+    /// An `.npz` archive (boxed: its zip writer is large).
+    Npz(Box<NpzWriter>),
     /// A CXI file.
     Cxi(CxiWriter),
 }
@@ -90,7 +90,7 @@ impl ArrayWriter {
         Ok(if is_hdf5(path) {
             ArrayWriter::Cxi(CxiWriter::create(path)?)
         } else {
-            ArrayWriter::Npz(NpzWriter::create(path)?)
+            ArrayWriter::Npz(Box::new(NpzWriter::create(path)?))
         })
     }
 

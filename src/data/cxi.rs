@@ -136,7 +136,7 @@ impl Hdf5File {
 
     fn exists(&self, name: &str) -> bool {
         let name = norm(name);
-        self.names.iter().any(|n| *n == name) || self.file.dataset(&name).is_ok()
+        self.names.contains(&name) || self.file.dataset(&name).is_ok()
     }
 
     fn listing(&self) -> String {
@@ -298,7 +298,7 @@ impl Hdf5File {
                 &format!("dataset `/{name}` of shape {shape:?}"),
                 n.saturating_mul(item).saturating_mul(2),
             )?;
-            let data = read_typed(&ds, &dt).map_err(|e| bad(e))?;
+            let data = read_typed(&ds, &dt).map_err(&bad)?;
             let a = NpyArray { shape, data };
             let got = npy_len(&a.data);
             if got as u64 != n {
@@ -420,7 +420,7 @@ fn decode_complex(
     im: Component,
 ) -> std::result::Result<NpyData, String> {
     if size == 0
-        || raw.len() % size != 0
+        || !raw.len().is_multiple_of(size)
         || re.offset + re.width > size
         || im.offset + im.width > size
     {
