@@ -2,9 +2,8 @@
 //! shipped 3-D gap model by default, or `--model`) or a classical method, and writes a
 //! phase-ready file: the filled intensity under `intensity`, the filled region under `gap`.
 
-use crate::data::npy::{NpzFile, NpzWriter};
-use crate::inpaint::fill::{FillMethod, Filler};
-use crate::inpaint::physics::{physics_fill, PhysicsOptions};
+use crate::data::arrays::{ArrayFile, ArrayWriter};
+use crate::inpaint::batch::{fill_batch, BatchOptions};
 use crate::inpaint::DEFAULT_STRIDE;
 use crate::{Device, Error, Result};
 use clap::Args;
@@ -21,7 +20,8 @@ pub struct InpaintArgs {
     /// biharmonic, log-biharmonic, nearest (`log-` = on log(1 + I)).
     #[arg(long, default_value = "model")]
     pub method: String,
-    /// Input .npz with `intensity` and a gap mask (non-zero = gap), batch first.
+    /// Input .npz or CXI/HDF5 (`.cxi`, `.h5`, `FILE.h5:/path/to/data`) with `intensity` and a
+    /// gap mask (non-zero = gap).
     #[arg(long)]
     pub input: PathBuf,
     /// Key of the gap mask: default `gap` when present, else `mask`.
@@ -36,7 +36,8 @@ pub struct InpaintArgs {
     /// The arrays are batch first (see `--single`).
     #[arg(long)]
     pub batch: bool,
-    /// Output .npz: `intensity` (filled; measured voxels unchanged) and `gap` (1 = filled).
+    /// Output .npz (or .cxi: the filled intensity as the detector data): `intensity` (filled;
+    /// measured voxels unchanged) and `gap` (1 = filled).
     #[arg(long)]
     pub out: PathBuf,
     /// In-plane stride of the sliding windows of 3-D models.
@@ -67,7 +68,7 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
             format!("{} asked, allowed 1..=32", args.stride),
         ));
     }
-    let mut z = NpzFile::open(&args.input)?;
+    let mut z = ArrayFile::open(&args.input)?;
     let batch_of_2d = z.has("oversampling")
         && z.read("oversampling")?
             .to_f32()
@@ -124,81 +125,28 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
             )
         }
     );
-    // Values in the gap are never used (detectors often mark them with -1 or NaN).
-    crate::data::validate::masks(&args.input, &key, &mask)?;
-    ndarray::Zip::from(&mut intensity)
-        .and(&mask)
-        .for_each(|v, &m| {
-            if m != 0.0 {
-                *v = 0.0
-            }
-        });
-    crate::data::validate::counts(&args.input, "intensity", &intensity)?;
-    let dims = intensity.ndim().saturating_sub(1);
-    if !(2..=3).contains(&dims) {
-        return Err(Error::data(
-            &args.input,
-            format!(
-                "intensity {:?} must be one 2-D or 3-D pattern or a batch of them",
-                intensity.shape()
-            ),
-        ));
-    }
-    if !(args.finetune >= 0.0 && args.finetune <= 86_400.0) {
-        return Err(Error::arg(
-            "inpaint",
-            "--finetune",
-            format!("must be 0..=86400 seconds, got {}", args.finetune),
-        ));
-    }
-    let method: FillMethod = args.method.parse()?;
-    let filler = Filler::new(method, args.model.as_deref(), dims, device)?;
-    if let Some(note) = filler.note() {
-        eprintln!("{note}");
-    }
-    let physics = match args.physics.to_ascii_lowercase().as_str() {
-        "on" | "true" | "yes" => true,
-        "off" | "false" | "no" => false,
-        "auto" => dims == 3 && intensity.shape()[1..].iter().product::<usize>() <= 128 * 128 * 128,
-        other => {
-            return Err(Error::arg(
-                "inpaint",
-                "--physics",
-                format!("`{other}`: expected auto, on or off"),
-            ))
-        }
+    crate::inpaint::batch::prepare(&args.input, &key, &mut intensity, &mask)?;
+    let opts = BatchOptions {
+        method: args.method.clone(),
+        model: args.model.clone(),
+        stride: args.stride,
+        finetune: args.finetune,
+        physics: args.physics.clone(),
+        physics_chain: args.physics_chain.clone(),
     };
-    let mut out = ArrayD::<f32>::zeros(intensity.raw_dim());
     let t0 = std::time::Instant::now();
     let count = intensity.shape()[0];
     let bar = crate::cli::progress_bar(count as u64, "inpaint");
-    for k in 0..count {
-        let ik = intensity.index_axis(Axis(0), k).to_owned();
-        let mk = mask.index_axis(Axis(0), k).to_owned();
-        if let Some(w) = crate::inpaint::gap3d::counts_warning(&ik, &mk) {
-            bar.suspend(|| eprintln!("pattern {k}: {w}"));
-        }
-        let mut filled = filler.fill(&ik, &mk, args.stride, args.finetune, device)?;
-        let refine = physics
-            && mk.iter().any(|&v| v != 0.0)
-            && (args.physics != "auto" || narrow_bands_only(&mk));
-        if refine {
-            let opts = PhysicsOptions {
-                chain: args.physics_chain.clone(),
-                ..PhysicsOptions::default()
-            };
-            let (refined, rep) = physics_fill(&ik, &mk, &filled, &opts)?;
-            bar.suspend(|| {
-                eprintln!(
-                    "pattern {k}: physics refinement R(next to the gap) {:.3}, weight {:.2}",
-                    rep.r_near_gap, rep.weight
-                )
-            });
-            filled = refined;
-        }
-        out.index_axis_mut(Axis(0), k).assign(&filled);
-        bar.inc(1);
-    }
+    let (out, name) = fill_batch(
+        &intensity,
+        &mask,
+        &opts,
+        device,
+        &mut |k, note| match note {
+            Some(m) => bar.suspend(|| eprintln!("pattern {k}: {m}")),
+            None => bar.inc(1),
+        },
+    )?;
     bar.finish_and_clear();
     let gap = mask.mapv(|v| (v != 0.0) as u8);
     let (out, gap) = if single {
@@ -209,27 +157,15 @@ pub fn run(args: &InpaintArgs, device: &Device) -> Result<()> {
     } else {
         (out, gap)
     };
-    let mut w = NpzWriter::create(&args.out)?;
+    let mut w = ArrayWriter::create(&args.out)?;
     w.add("intensity", &out)?;
     w.add("gap", &gap)?;
     w.finish()?;
     eprintln!(
         "inpainted {count} pattern(s) with {} in {:.1} s -> {} (keys: intensity, gap)",
-        filler.name(),
+        name,
         t0.elapsed().as_secs_f64(),
         args.out.display()
     );
     Ok(())
-}
-
-/// Widest plane gap for which `--physics auto` refines (wider ones were not helped on average).
-pub const AUTO_PHYSICS_MAX_WIDTH: usize = 8;
-
-/// Whether a 3-D mask's gaps are plane bands no wider than [`AUTO_PHYSICS_MAX_WIDTH`].
-fn narrow_bands_only(mask: &ArrayD<f32>) -> bool {
-    let Ok(m3) = mask.view().into_dimensionality::<ndarray::Ix3>() else {
-        return false;
-    };
-    let bands = crate::inpaint::detect_bands(&m3.to_owned());
-    !bands.is_empty() && bands.iter().all(|b| b.width <= AUTO_PHYSICS_MAX_WIDTH)
 }

@@ -1,7 +1,8 @@
 //! `bragg phase`: iterative phase retrieval of an intensity read from .npz/.npy, and the small
 //! npz/npy helpers it shares with `bragg compare`.
 
-use crate::data::npy::{read_npy, NpyArray, NpzFile, NpzWriter};
+use crate::data::arrays::ArrayFile;
+use crate::data::npy::{NpyArray, NpzWriter};
 use crate::phasing::{self, Chain, Options, Problem, ShrinkWrap, Start, ThresholdMethod};
 use crate::{Error, Result};
 use clap::Args;
@@ -21,7 +22,8 @@ pub enum StartKind {
 /// Arguments of `bragg phase`.
 #[derive(Debug, Args)]
 pub struct PhaseArgs {
-    /// Input .npz (or .npy) holding the intensity, Bragg peak at the array centre. A 2D array is
+    /// Input .npz, .npy, or CXI/HDF5 (`.cxi`, `.h5`, `FILE.h5:/path/to/data`) holding the
+    /// intensity, Bragg peak at the array centre. A 2D array is
     /// one pattern; a 3D array is one volume (or, with --index, a batch of 2D patterns); a 4D
     /// array is a batch of volumes.
     #[arg(long)]
@@ -88,7 +90,8 @@ pub struct PhaseArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output .npz: `object` (complex64, [keep, ...]), `support` (u8), `llk`, `free_llk`.
+    /// Output .npz: `object` (complex64, [keep, ...]), `support` (u8), `llk`, `free_llk`; or
+    /// .cxi / .h5: PyNX layout, run i in `/entry_1/image_{i+1}` (`data`, `mask` = support).
     #[arg(long)]
     pub out: PathBuf,
     /// Print a JSON summary on stdout.
@@ -99,26 +102,15 @@ pub struct PhaseArgs {
     pub figures: Option<PathBuf>,
 }
 
-fn is_npy(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
-}
-
-/// Whether `key` exists in the .npz at `path` (always false for a .npy).
+/// Whether `key` exists in the .npz or CXI/HDF5 file at `path` (always false for a .npy).
 pub fn has_key(path: &Path, key: &str) -> Result<bool> {
-    if is_npy(path) {
-        return Ok(false);
-    }
-    Ok(NpzFile::open(path)?.has(key))
+    Ok(ArrayFile::open(path)?.has(key))
 }
 
-/// Reads array `key` of an .npz (or the array of an .npy) through the hardened reader: sizes
-/// checked against the file before allocating, CRC-32 verified, only regular files.
+/// Reads array `key` of an .npz or CXI/HDF5 file (or the array of an .npy) through the
+/// hardened readers: sizes checked before allocating, only regular files.
 fn read_any(path: &Path, key: &str) -> Result<NpyArray> {
-    if is_npy(path) {
-        return read_npy(path);
-    }
-    NpzFile::open(path)?.read(key)
+    ArrayFile::open(path)?.read(key)
 }
 
 /// Reads a real array (any float, integer or bool dtype, float16 included) as f32.
@@ -391,13 +383,17 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
     let llk = ndarray::Array1::from_iter(runs.iter().map(|r| r.llk));
     let free_llk = ndarray::Array1::from_iter(runs.iter().map(|r| r.free_llk));
     let run_index = ndarray::Array1::from_iter(runs.iter().map(|r| r.index as u64));
-    write_npz_atomic(&args.out, |npz| {
-        npz.add("object", &objects)?;
-        npz.add("support", &supports)?;
-        npz.add("llk", &llk.into_dyn())?;
-        npz.add("free_llk", &free_llk.into_dyn())?;
-        npz.add("run", &run_index.into_dyn())
-    })?;
+    if crate::data::cxi::is_hdf5(&args.out) {
+        crate::data::cxi::write_phase_result(&args.out, &runs, &options, &path.to_string_lossy())?;
+    } else {
+        write_npz_atomic(&args.out, |npz| {
+            npz.add("object", &objects)?;
+            npz.add("support", &supports)?;
+            npz.add("llk", &llk.into_dyn())?;
+            npz.add("free_llk", &free_llk.into_dyn())?;
+            npz.add("run", &run_index.into_dyn())
+        })?;
+    }
     if let Some(dir) = &args.figures {
         super::figures::write_slices(dir, &runs[0].object)?;
     }

@@ -1,4 +1,4 @@
-//! `bragg simulate`: writes a simulated BCDI dataset (`.npz`).
+//! `bragg simulate`: writes a simulated BCDI dataset (`.npz` or CXI).
 
 use crate::sim::{Field, GapSpec, Range, SimConfig};
 use crate::{Error, Result};
@@ -32,7 +32,8 @@ pub struct SimulateArgs {
     /// Base seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Output `.npz`.
+    /// Output `.npz`, or `.cxi` / `.h5` (CXI layout: the gapped intensity and its mask as the
+    /// detector data and mask, the other arrays in `/entry_1/bragg_1`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Store float arrays as float16.

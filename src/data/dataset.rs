@@ -204,8 +204,13 @@ impl Drop for DatasetWriter {
 
 /// Simulates the dataset of `cfg` into `path` in chunks (parallel inside a chunk), calling
 /// `progress()` once per finished sample.
+/// A CXI / HDF5 `path` (see [`super::cxi`]) gets the whole dataset simulated in memory and
+/// written in CXI layout.
 pub fn write_dataset(cfg: &SimConfig, path: &Path, progress: &(dyn Fn() + Sync)) -> Result<()> {
     cfg.validate()?;
+    if super::cxi::is_hdf5(path) {
+        return super::cxi::write_simulation(cfg, path, progress);
+    }
     let mut w = DatasetWriter::create(path, &cfg.shape(), &cfg.fields, cfg.half)?;
     let chunk = (2 * rayon::current_num_threads()).max(2);
     let mut start = 0usize;
@@ -218,6 +223,106 @@ pub fn write_dataset(cfg: &SimConfig, path: &Path, progress: &(dyn Fn() + Sync))
         start += n;
     }
     w.finish()
+}
+
+/// One array of a simulated dataset held in memory, typed as in the `.npz`.
+#[derive(Debug, Clone)]
+pub enum SimArray {
+    /// float32 patterns and per-sample parameters.
+    F32(ArrayD<f32>),
+    /// float64 (`photons`).
+    F64(ArrayD<f64>),
+    /// uint8 (`mask`).
+    U8(ArrayD<u8>),
+    /// int32 (`gap_pos`, `gap_width`).
+    I32(ArrayD<i32>),
+    /// complex64 (`object`).
+    C64(ArrayD<Complex32>),
+}
+
+/// Simulates the dataset of `cfg` in memory: the `.npz` keys (the fields of `cfg`, batch first,
+/// float32 whatever `half` says, then `oversampling`, `photons`, `gap_pos`, `gap_width`) with
+/// their arrays. The memory it needs is checked first.
+pub fn simulate_arrays(
+    cfg: &SimConfig,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<(&'static str, SimArray)>> {
+    cfg.validate()?;
+    let shape = cfg.shape();
+    let voxels: u64 = shape.iter().map(|&n| n as u64).product();
+    let mut fields = cfg.fields.clone();
+    fields.dedup();
+    let per_sample = voxels.saturating_mul(4 * (Field::ALL.len() as u64) + 8);
+    super::io::check_allocation(
+        cfg.out.as_deref().unwrap_or(Path::new("simulation")),
+        &format!("{} patterns of {shape:?} in memory", cfg.count),
+        per_sample.saturating_mul(cfg.count as u64),
+    )?;
+    let samples = crate::sim::simulate_range(cfg, 0, cfg.count, progress)?;
+    let k = samples.len();
+    let mut batch = vec![k];
+    batch.extend(&shape);
+    let err = |e: ndarray::ShapeError| Error::shape("simulate_arrays", e.to_string());
+    fn stacked<T: Clone>(
+        batch: &[usize],
+        samples: &[Sample],
+        f: impl Fn(&Sample) -> &ArrayD<T>,
+    ) -> std::result::Result<ArrayD<T>, ndarray::ShapeError> {
+        let v: Vec<T> = samples.iter().flat_map(|s| f(s).iter().cloned()).collect();
+        ArrayD::from_shape_vec(ndarray::IxDyn(batch), v)
+    }
+    let mut out = Vec::new();
+    for field in Field::ALL {
+        if !fields.contains(&field) {
+            continue;
+        }
+        let a = match field {
+            Field::Intensity => {
+                SimArray::F32(stacked(&batch, &samples, |s| &s.intensity).map_err(err)?)
+            }
+            Field::Truth => SimArray::F32(stacked(&batch, &samples, |s| &s.truth).map_err(err)?),
+            Field::Noiseless => {
+                SimArray::F32(stacked(&batch, &samples, |s| &s.noiseless).map_err(err)?)
+            }
+            Field::Phase => SimArray::F32(stacked(&batch, &samples, |s| &s.phase).map_err(err)?),
+            Field::Mask => SimArray::U8(stacked(&batch, &samples, |s| &s.mask).map_err(err)?),
+            Field::Object => SimArray::C64(stacked(&batch, &samples, |s| &s.object).map_err(err)?),
+        };
+        out.push((field.key(), a));
+    }
+    let os: Vec<f32> = samples
+        .iter()
+        .flat_map(|s| s.params.oversampling.clone())
+        .collect();
+    out.push((
+        "oversampling",
+        SimArray::F32(
+            Array2::from_shape_vec((k, cfg.dim), os)
+                .map_err(err)?
+                .into_dyn(),
+        ),
+    ));
+    out.push((
+        "photons",
+        SimArray::F64(Array1::from_iter(samples.iter().map(|s| s.params.photons)).into_dyn()),
+    ));
+    for key in ["gap_pos", "gap_width"] {
+        let v: Vec<i32> = samples
+            .iter()
+            .flat_map(|s| {
+                if key == "gap_pos" {
+                    s.params.gap_pos
+                } else {
+                    s.params.gap_width
+                }
+            })
+            .collect();
+        out.push((
+            key,
+            SimArray::I32(Array2::from_shape_vec((k, 2), v).map_err(err)?.into_dyn()),
+        ));
+    }
+    Ok(out)
 }
 
 /// A simulated dataset loaded in memory (arrays batch first; absent keys are `None`).

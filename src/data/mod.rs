@@ -1,6 +1,8 @@
-//! Data input/output: `.npy`/`.npz` files, simulated datasets, measured patterns,
+//! Data input/output: `.npy`/`.npz` and CXI / HDF5 files, simulated datasets, measured patterns,
 //! normalisation and 3D patches.
 
+pub mod arrays;
+pub mod cxi;
 pub mod dataset;
 pub mod io;
 pub mod measured;

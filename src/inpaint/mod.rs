@@ -3,6 +3,7 @@
 //! metrics, evaluation against the baselines and PNG figures.
 
 pub mod baselines;
+pub mod batch;
 pub mod figures;
 pub mod fill;
 pub mod gap3d;
