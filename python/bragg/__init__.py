@@ -172,6 +172,7 @@ def phase_runs(
     confidence: float = 0.0,
     free_fraction: float = 0.05,
     device: Optional[str] = None,
+    start_model: Optional[str] = None,
 ) -> Dict[str, np.ndarray]:
     """Iterative phase retrieval keeping several runs (see :func:`phase` for the arguments).
 
@@ -188,11 +189,13 @@ def phase_runs(
         if m.size != i.size:
             raise ValueError(f"phase: mask {m.shape} does not match the intensity {i.shape}")
         m = m.reshape(i.shape)
-    start_phase = start_object = None
+    start_phase = start_object = start_net = None
     if start is None or (isinstance(start, str) and start == "random"):
         pass
+    elif isinstance(start, str) and start == "net":
+        start_net = "" if start_model is None else str(start_model)
     elif isinstance(start, str):
-        raise ValueError(f"phase: start `{start}` (expected 'random' or an array)")
+        raise ValueError(f"phase: start `{start}` (expected 'random', 'net' or an array)")
     elif np.iscomplexobj(start):
         start_object = _c64(start)
     else:
@@ -214,6 +217,7 @@ def phase_runs(
         float(confidence),
         float(free_fraction),
         device,
+        start_net,
     )
     for k in ("llk", "free_llk"):
         d[k] = np.asarray(d[k], dtype=np.float64)
@@ -242,12 +246,13 @@ def phase(
         runs: number of runs from random starts; the best by free LLK is returned.
         keep: runs kept (only meaningful with :func:`phase_runs`).
         seed: seed of every random choice.
-        start: ``None`` / ``"random"`` (random phases), a real array (a reciprocal-space phase
-            of the intensity's shape, e.g. a network prediction) or a complex array (a
-            real-space object to start from).
+        start: ``None`` / ``"random"`` (random phases), ``"net"`` (the phase predicted by the
+            phasing network on the pattern's central grid; the shipped network unless
+            ``start_model`` names a file), a real array (a reciprocal-space phase of the
+            intensity's shape) or a complex array (a real-space object to start from).
         **options: ``beta``, ``support_threshold``, ``support_method`` (``"rms"``/``"max"``),
             ``support_period``, ``autocorrelation_threshold``, ``confidence``,
-            ``free_fraction``, ``device``.
+            ``free_fraction``, ``device``, ``start_model``.
 
     Returns:
         The complex64 object of the best run (the intensity's shape). Use :func:`phase_runs`

@@ -46,6 +46,7 @@ def phase(
     confidence: float,
     free_fraction: float,
     device: Optional[str] = None,
+    start_net: Optional[str] = None,
 ) -> Dict[str, object]: ...
 def compare(
     result: npt.NDArray[np.complex64], truth: npt.NDArray[np.complex64]

@@ -139,7 +139,7 @@ fn inpaint<'py>(
 
 /// Phase retrieval of one centred pattern; returns a dict of the kept runs (best first).
 #[pyfunction]
-#[pyo3(signature = (intensity, mask, algorithm, runs, keep, seed, start_phase, start_object, beta, support_threshold, support_method, support_period, autocorrelation_threshold, confidence, free_fraction, device=None))]
+#[pyo3(signature = (intensity, mask, algorithm, runs, keep, seed, start_phase, start_object, beta, support_threshold, support_method, support_period, autocorrelation_threshold, confidence, free_fraction, device=None, start_net=None))]
 #[allow(clippy::too_many_arguments)]
 fn phase<'py>(
     py: Python<'py>,
@@ -159,6 +159,7 @@ fn phase<'py>(
     confidence: f32,
     free_fraction: f32,
     device: Option<&str>,
+    start_net: Option<&str>,
 ) -> PyRes<Bound<'py, PyDict>> {
     let dev = self::device(device)?;
     let chain = Chain::parse(algorithm).map_err(py_err)?;
@@ -192,10 +193,23 @@ fn phase<'py>(
     }
     let i = owned(&intensity);
     let m = mask.as_ref().map(|m| owned(m).mapv(|v| u8::from(v != 0.0)));
-    let start = match (&start_phase, &start_object) {
-        (Some(p), _) => Start::ReciprocalPhase(owned(p)),
-        (None, Some(o)) => Start::Object(owned(o)),
-        (None, None) => Start::Random,
+    let start = match (&start_phase, &start_object, start_net) {
+        (Some(p), _, _) => Start::ReciprocalPhase(owned(p)),
+        (None, Some(o), _) => Start::Object(owned(o)),
+        (None, None, Some(model)) => {
+            let net = if model.is_empty() {
+                bragg::phasenet::shipped_phasenet(i.ndim(), &dev)
+            } else {
+                bragg::phasenet::load_phasenet(std::path::Path::new(model), &dev)
+            }
+            .map_err(py_err)?;
+            let p = net.predict(&i, m.as_ref(), &dev).map_err(py_err)?;
+            Start::Predicted {
+                phase: p.phase,
+                known: p.known,
+            }
+        }
+        (None, None, None) => Start::Random,
     };
     let options = Options {
         chain,

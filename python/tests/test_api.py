@@ -93,6 +93,14 @@ def test_phase_start_from_the_true_phase_beats_random(sim3d):
     assert e_good < e_rand, (e_good, e_rand)
 
 
+def test_phase_starts_from_the_shipped_network(sim3d):
+    i = sim3d["truth"][0]
+    d = bragg.phase_runs(i, algorithm="RAAR**20,ER**10", runs=2, keep=2, start="net")
+    assert d["object"].shape == (2, 32, 32, 32) and np.isfinite(d["llk"]).all()
+    with pytest.raises(ValueError, match="start"):
+        bragg.phase(i, start="bogus")
+
+
 def test_engine_errors_become_python_exceptions(sim3d, tmp_path):
     with pytest.raises(ValueError, match="unknown method `nope`"):
         bragg.inpaint(sim3d["intensity"], sim3d["mask"], method="nope")

@@ -59,7 +59,7 @@ pub fn phasenet(loaded: LoadedModel, path: &Path) -> Result<PhaseNet> {
         .parse()
         .map_err(|e| Error::data(path, format!("bad `{META_GRID}` metadata: {e}")))?;
     let k = loaded.config.size_multiple();
-    if grid == 0 || grid > 512 || grid % k != 0 {
+    if grid == 0 || grid > 512 || !grid.is_multiple_of(k) {
         return Err(Error::data(
             path,
             format!("grid {grid} must be a positive multiple of {k}, at most 512"),

@@ -116,7 +116,7 @@ impl PhaseTrainConfig {
         }
         self.recipe.validate()?;
         let k = self.model.size_multiple();
-        if self.recipe.size % k != 0 {
+        if !self.recipe.size.is_multiple_of(k) {
             return Err(Error::arg(
                 OP,
                 "size",
