@@ -33,8 +33,8 @@ fn comm() -> SimpleCommunicator {
 impl MpiWorld {
     /// Initialises MPI (once per process) and finds the ranks that share this node.
     pub(super) fn start() -> Result<MpiWorld> {
-        let (universe, _level) =
-            mpi::initialize_with_threading(mpi::Threading::Funneled).ok_or_else(|| {
+        let (universe, _level) = mpi::initialize_with_threading(mpi::Threading::Funneled)
+            .ok_or_else(|| {
                 Error::Msg("MPI was already initialised by something else in this process".into())
             })?;
         let world = universe.world();

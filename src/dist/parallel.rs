@@ -153,7 +153,8 @@ impl<'a> DataParallel<'a> {
             let mut at = 0;
             for p in members.drain(..) {
                 let n = p.tensor.numel();
-                let g = Tensor::from_slice(&bucket[at..at + n], p.tensor.shape(), p.tensor.device())?;
+                let g =
+                    Tensor::from_slice(&bucket[at..at + n], p.tensor.shape(), p.tensor.device())?;
                 out.insert(&p.tensor, g);
                 at += n;
             }
@@ -256,10 +257,20 @@ mod tests {
         let a = Tensor::from_vec(vec![0.0; 3], &[3], &dev).unwrap();
         let b = Tensor::from_vec(vec![0.0; 4], &[2, 2], &dev).unwrap();
         let c = Tensor::from_vec(vec![0.0; 2], &[2], &dev).unwrap();
-        let params = vec![Param::new("a", &a), Param::new("b", &b), Param::new("c", &c)];
+        let params = vec![
+            Param::new("a", &a),
+            Param::new("b", &b),
+            Param::new("c", &c),
+        ];
         let mut g = Gradients::default();
-        g.insert(&a, Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3], &dev).unwrap());
-        g.insert(&b, Tensor::from_vec(vec![4.0, 5.0, 6.0, 7.0], &[2, 2], &dev).unwrap());
+        g.insert(
+            &a,
+            Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3], &dev).unwrap(),
+        );
+        g.insert(
+            &b,
+            Tensor::from_vec(vec![4.0, 5.0, 6.0, 7.0], &[2, 2], &dev).unwrap(),
+        );
         let world = Mirror {
             size: 2,
             calls: Mutex::new(vec![]),
@@ -283,7 +294,10 @@ mod tests {
 
         let mut dp = DataParallel::new(&world).with_bucket(3);
         let mut g = Gradients::default();
-        g.insert(&a, Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3], &dev).unwrap());
+        g.insert(
+            &a,
+            Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3], &dev).unwrap(),
+        );
         g.insert(&b, Tensor::from_vec(vec![1.0; 4], &[2, 2], &dev).unwrap());
         world.calls.lock().unwrap().clear();
         dp.all_reduce(&params, Some(g), &mut []).unwrap();

@@ -137,7 +137,14 @@ pub fn evaluate_loss(
     batch: usize,
     device: &Device,
 ) -> Result<f64> {
-    evaluate_loss_on(model, data, loss, batch, device, &crate::dist::SingleProcess)
+    evaluate_loss_on(
+        model,
+        data,
+        loss,
+        batch,
+        device,
+        &crate::dist::SingleProcess,
+    )
 }
 
 /// [`evaluate_loss`] with the batches dealt over the ranks of `comm` (every rank gets the
@@ -374,7 +381,7 @@ pub fn train(
             write_logs(&cfg.out, &history)?;
         }
     }
-    if show && dp.size() > 1 {
+    if root && dp.size() > 1 {
         let s = dp.stats();
         eprintln!(
             "gradient all-reduce: {:.2} ms per step ({} numbers in {} buckets), {} steps",
