@@ -28,6 +28,9 @@ pub struct ReduceStats {
     pub steps: usize,
     /// Wall time spent in them (copies to and from the device included).
     pub seconds: f64,
+    /// The part of `seconds` spent in the first, small collective of each step: mostly
+    /// waiting for the slowest rank to finish its backward pass.
+    pub wait_seconds: f64,
     /// Numbers summed per step (gradients and scalars).
     pub floats_per_step: usize,
     /// Buckets per step.
@@ -38,6 +41,11 @@ impl ReduceStats {
     /// Mean milliseconds per step.
     pub fn ms_per_step(&self) -> f64 {
         1e3 * self.seconds / self.steps.max(1) as f64
+    }
+
+    /// Mean milliseconds per step spent waiting for the slowest rank.
+    pub fn wait_ms_per_step(&self) -> f64 {
+        1e3 * self.wait_seconds / self.steps.max(1) as f64
     }
 }
 
@@ -137,6 +145,7 @@ impl<'a> DataParallel<'a> {
             .collect();
         small.extend_from_slice(scalars);
         self.comm.all_reduce_sum_f64(&mut small)?;
+        self.stats.wait_seconds += t0.elapsed().as_secs_f64();
         scalars.copy_from_slice(&small[params.len()..]);
 
         let mut out = Gradients::default();

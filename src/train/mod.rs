@@ -384,10 +384,11 @@ pub fn train(
     if root && dp.size() > 1 {
         let s = dp.stats();
         eprintln!(
-            "gradient all-reduce: {:.2} ms per step ({} numbers in {} buckets), {} steps",
+            "gradient all-reduce: {:.2} ms per step ({} numbers in {} buckets, of which {:.2} ms waiting for the slowest rank), {} steps",
             s.ms_per_step(),
             s.floats_per_step,
             s.buckets_per_step,
+            s.wait_ms_per_step(),
             s.steps
         );
     }
