@@ -12,7 +12,7 @@
 mod mpi_world;
 mod parallel;
 
-pub use parallel::{share, DataParallel, ReduceStats};
+pub use parallel::{share, DataParallel, ReduceStats, DEFAULT_BUCKET};
 
 use crate::{Error, Result};
 use std::sync::OnceLock;
