@@ -14,6 +14,7 @@ pub mod backend;
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod error;
 pub mod fft;
 pub mod inpaint;

@@ -202,3 +202,93 @@ fn bad_inputs_are_named_errors() {
         .to_string()
         .contains("foo"));
 }
+
+/// Gap masks of varying width per example (one example without any gap).
+fn varied_masks(shape: &[usize]) -> Tensor {
+    let b = shape[0];
+    let per: usize = shape[1..].iter().product();
+    let w = *shape.last().unwrap();
+    let data: Vec<f32> = (0..b * per)
+        .map(|i| {
+            let (k, col) = (i / per, i % w);
+            f32::from(k > 0 && col >= 2 && col < 2 + k)
+        })
+        .collect();
+    Tensor::from_vec(data, shape, &Device::cpu()).unwrap()
+}
+
+fn rows(t: &Tensor, from: usize, to: usize) -> Vec<f32> {
+    t.narrow(0, from, to - from).unwrap().to_vec().unwrap()
+}
+
+#[test]
+fn parts_of_a_global_batch_add_up_to_its_loss_and_gradient() {
+    let dev = Device::cpu();
+    for (shape, spec) in [
+        (vec![5, 1, 12, 12], "mse+0.5*ssim+grad+mae+grad-l1"),
+        (vec![4, 1, 4, 8, 8], "mse+slice-ssim+grad"),
+    ] {
+        let mut spec: LossSpec = spec.parse().unwrap();
+        spec.ssim = small_ssim();
+        let b = shape[0];
+        let target = rand_t(&shape, 21, 0.0, 1.0);
+        let mask = varied_masks(&shape);
+        let pred_data = rand_t(&shape, 22, 0.0, 1.0).to_vec().unwrap();
+        let whole = Tensor::param(&pred_data, &shape, &dev).unwrap();
+        let l = spec.eval(&whole, &target, Some(&mask)).unwrap();
+        let g = l.backward().unwrap();
+        let g_whole = g.get(&whole).unwrap().clone();
+        let counts = spec.mask_counts(Some(&mask)).unwrap();
+        let (mut sum, mut grads) = (0.0f64, vec![]);
+        for (from, to) in [(0, 2), (2, b)] {
+            let mut part_shape = shape.clone();
+            part_shape[0] = to - from;
+            let per = pred_data.len() / b;
+            let p = Tensor::param(&pred_data[from * per..to * per], &part_shape, &dev).unwrap();
+            let global = bragg::loss::GlobalBatch {
+                fraction: (to - from) as f64 / b as f64,
+                counts: counts.clone(),
+            };
+            let t = target.narrow(0, from, to - from).unwrap();
+            let m = mask.narrow(0, from, to - from).unwrap();
+            let lp = spec.eval_part(&p, &t, Some(&m), &global).unwrap();
+            sum += lp.item().unwrap() as f64;
+            grads.extend(lp.backward().unwrap().get(&p).unwrap().to_vec().unwrap());
+        }
+        let whole_value = l.item().unwrap() as f64;
+        assert!(
+            (sum - whole_value).abs() < 1e-5 * whole_value.abs().max(1.0),
+            "{shape:?}: parts {sum} vs whole {whole_value}"
+        );
+        let gw = g_whole.to_vec().unwrap();
+        let scale = gw.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let worst = gw
+            .iter()
+            .zip(&grads)
+            .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+        assert!(
+            worst <= 1e-5 * scale,
+            "{shape:?}: gradient differs by {worst} (scale {scale})"
+        );
+        assert_eq!(rows(&mask, 0, 1).iter().sum::<f32>(), 0.0);
+    }
+}
+
+#[test]
+fn a_global_batch_with_the_wrong_counts_is_refused() {
+    let shape = [2, 1, 12, 12];
+    let spec: LossSpec = "mse+grad".parse().unwrap();
+    let t = rand_t(&shape, 1, 0.0, 1.0);
+    let m = varied_masks(&shape);
+    let counts = spec.mask_counts(Some(&m)).unwrap();
+    assert_eq!(counts.len(), 3, "one for mse, one per axis for grad");
+    let global = bragg::loss::GlobalBatch {
+        fraction: 1.0,
+        counts: counts[..1].to_vec(),
+    };
+    let err = spec
+        .eval_part(&t, &t, Some(&m), &global)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("mask counts"), "{err}");
+}

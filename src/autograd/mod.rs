@@ -79,6 +79,12 @@ impl Gradients {
         self.map.get(&t.id())
     }
 
+    /// Sets the gradient of `t` (code that combines gradients, such as data-parallel
+    /// training, builds its result with this).
+    pub fn insert(&mut self, t: &Tensor, grad: Tensor) {
+        self.map.insert(t.id(), grad);
+    }
+
     /// Number of stored gradients.
     pub fn len(&self) -> usize {
         self.map.len()

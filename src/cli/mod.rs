@@ -72,6 +72,9 @@ impl Cli {
 }
 
 fn device_from(spec: Option<&str>) -> crate::Result<crate::Device> {
+    if let Some(d) = crate::dist::device_of_local_rank(spec)? {
+        return Ok(d);
+    }
     match spec {
         Some(spec) => crate::Device::from_spec(spec),
         None => crate::Device::default_device(),

@@ -365,6 +365,9 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
     if let Some((_, b)) = bar.take() {
         b.finish();
     }
+    if !crate::dist::world().is_root() {
+        return Ok(()); // rank 0 writes the runs gathered from every rank
+    }
     let k = runs.len();
     let mut obj_shape = vec![k];
     obj_shape.extend_from_slice(&shape);

@@ -273,6 +273,9 @@ pub fn run(args: &TrainArgs, device: &Device) -> Result<()> {
     }
     let t0 = std::time::Instant::now();
     let trained = train(&cfg, &train_set, val.as_ref(), device)?;
+    if !crate::dist::world().is_root() {
+        return Ok(());
+    }
     eprintln!(
         "{} ({} parameters) trained in {:.1} s -> {} (log {})",
         cfg.model.kind,

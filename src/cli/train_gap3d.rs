@@ -67,7 +67,8 @@ pub fn run(args: &TrainGap3dArgs, device: &Device) -> Result<()> {
     cfg.checkpoint_every = args.checkpoint_every;
     cfg.resume = args.resume;
     let log = train_gap3d(&cfg, device)?;
-    if let Some(l) = log.last() {
+    let root = crate::dist::world().is_root();
+    if let Some(l) = log.last().filter(|_| root) {
         println!(
             "trained {} steps in {:.0} s: loss {:.5} (log-linear fill {:.5}); model {}",
             l.step,

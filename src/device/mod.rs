@@ -67,6 +67,18 @@ pub fn default_spec() -> String {
     first_opencl_gpu().map_or_else(|| "cpu".to_string(), |i| format!("opencl:{i}"))
 }
 
+/// The numbers (as in `bragg devices`) of the OpenCL devices that are GPUs.
+pub fn opencl_gpus() -> Vec<usize> {
+    let Ok(devs) = crate::backend::opencl::devices_enumerate() else {
+        return vec![];
+    };
+    devs.iter()
+        .enumerate()
+        .filter(|(_, (id, _))| crate::backend::opencl::device_is_gpu(*id))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 fn first_opencl_gpu() -> Option<usize> {
     let devs = crate::backend::opencl::devices_enumerate().ok()?;
     devs.iter()

@@ -1,7 +1,7 @@
 //! Gradient-difference loss: finite differences of prediction and truth along every spatial
 //! axis, compared with an L1 or L2 norm, optionally in the gap only.
 
-use super::{check_finite_by_policy, check_pair, masked_mean};
+use super::{check_finite_by_policy, check_pair, Means};
 use crate::tensor::Tensor;
 use crate::Result;
 
@@ -27,6 +27,23 @@ pub fn gradient_loss(
     mask: Option<&Tensor>,
     norm: GradientNorm,
 ) -> Result<Tensor> {
+    gradient_loss_in(pred, target, mask, norm, &Means::local())
+}
+
+/// The pairs of neighbours along `axis` with at least one voxel in the gap (`a + b - a b`).
+pub(super) fn pair_mask(m: &Tensor, axis: usize) -> Result<Tensor> {
+    let n = m.shape()[axis];
+    let (a, b) = (m.narrow(axis, 1, n - 1)?, m.narrow(axis, 0, n - 1)?);
+    Ok(a.add(&b)?.sub(&a.mul(&b)?)?.detach())
+}
+
+pub(super) fn gradient_loss_in(
+    pred: &Tensor,
+    target: &Tensor,
+    mask: Option<&Tensor>,
+    norm: GradientNorm,
+    means: &Means,
+) -> Result<Tensor> {
     check_pair("gradient_loss", pred, target, mask)?;
     let mut total: Option<Tensor> = None;
     let mut terms = 0;
@@ -39,15 +56,11 @@ pub fn gradient_loss(
             GradientNorm::L1 => d.abs()?,
             GradientNorm::L2 => d.square()?,
         };
-        let pair_mask = match mask {
+        let pairs = match mask {
             None => None,
-            Some(m) => {
-                let n = m.shape()[axis];
-                let (a, b) = (m.narrow(axis, 1, n - 1)?, m.narrow(axis, 0, n - 1)?);
-                Some(a.add(&b)?.sub(&a.mul(&b)?)?.detach())
-            }
+            Some(m) => Some(pair_mask(m, axis)?),
         };
-        let term = masked_mean(&v, pair_mask.as_ref())?;
+        let term = means.masked(&v, pairs.as_ref())?;
         total = Some(match total {
             None => term,
             Some(t) => t.add(&term)?,

@@ -14,6 +14,8 @@ mod ssim;
 
 pub use gradient::{gradient_loss, GradientNorm};
 pub use phase::{coherent_phase_loss, phase_mse};
+
+use gradient::{gradient_loss_in, pair_mask};
 pub use ssim::{slice_ssim_loss, ssim, ssim2d, ssim3d, ssim_slicewise, SsimConfig};
 
 use crate::backend::Storage;
@@ -138,16 +140,102 @@ pub(crate) fn masked_mean(values: &Tensor, mask: Option<&Tensor>) -> Result<Tens
     }
 }
 
+/// Where a batch sits in a global batch that is split over processes (data-parallel
+/// training). The loss of such a part ([`LossSpec::eval_part`]) is its share of the global
+/// batch's loss: sums over the part divided by the global batch's normalisers. The shares add
+/// up to the global loss, and their gradients to its gradient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalBatch {
+    /// Examples in this part divided by examples in the global batch (weights the plain means,
+    /// such as SSIM's).
+    pub fraction: f64,
+    /// Sums over the global batch of the masks the loss averages over, in the order of
+    /// [`LossSpec::mask_counts`].
+    pub counts: Vec<f64>,
+}
+
+/// How a loss turns sums into means: over the batch at hand, or as its share of a
+/// [`GlobalBatch`].
+pub(crate) struct Means<'a> {
+    global: Option<&'a GlobalBatch>,
+    next: std::cell::Cell<usize>,
+}
+
+impl<'a> Means<'a> {
+    /// Means over the batch at hand.
+    pub(crate) fn local() -> Means<'static> {
+        Means {
+            global: None,
+            next: std::cell::Cell::new(0),
+        }
+    }
+
+    fn of(global: &'a GlobalBatch) -> Means<'a> {
+        Means {
+            global: Some(global),
+            next: std::cell::Cell::new(0),
+        }
+    }
+
+    /// [`masked_mean`], or this part's share of the global one.
+    pub(crate) fn masked(&self, values: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let Some(g) = self.global else {
+            return masked_mean(values, mask);
+        };
+        match mask {
+            None => values.mean()?.mul_scalar(g.fraction as f32),
+            Some(m) => {
+                let i = self.next.get();
+                self.next.set(i + 1);
+                let count = g.counts.get(i).ok_or_else(|| {
+                    Error::arg(
+                        "loss",
+                        "global batch",
+                        format!(
+                            "{} mask counts given, the loss averages over more masks",
+                            g.counts.len()
+                        ),
+                    )
+                })?;
+                values
+                    .mul(m)?
+                    .sum()?
+                    .mul_scalar((1.0 / (count + 1e-12)) as f32)
+            }
+        }
+    }
+
+    /// A mean over the examples of the batch (such as `1 - SSIM`), or this part's share.
+    pub(crate) fn share(&self, mean: Tensor) -> Result<Tensor> {
+        match self.global {
+            None => Ok(mean),
+            Some(g) => mean.mul_scalar(g.fraction as f32),
+        }
+    }
+}
+
+fn mask_sum(m: &Tensor) -> Result<f64> {
+    Ok(m.to_vec()?.iter().map(|&v| v as f64).sum())
+}
+
 /// Mean squared error, restricted to `mask` when given.
 pub fn mse(pred: &Tensor, target: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    mse_in(pred, target, mask, &Means::local())
+}
+
+fn mse_in(pred: &Tensor, target: &Tensor, mask: Option<&Tensor>, means: &Means) -> Result<Tensor> {
     check_pair("mse", pred, target, mask)?;
-    check_finite_by_policy("mse", masked_mean(&pred.sub(target)?.square()?, mask)?)
+    check_finite_by_policy("mse", means.masked(&pred.sub(target)?.square()?, mask)?)
 }
 
 /// Mean absolute error, restricted to `mask` when given.
 pub fn mae(pred: &Tensor, target: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    mae_in(pred, target, mask, &Means::local())
+}
+
+fn mae_in(pred: &Tensor, target: &Tensor, mask: Option<&Tensor>, means: &Means) -> Result<Tensor> {
     check_pair("mae", pred, target, mask)?;
-    check_finite_by_policy("mae", masked_mean(&pred.sub(target)?.abs()?, mask)?)
+    check_finite_by_policy("mae", means.masked(&pred.sub(target)?.abs()?, mask)?)
 }
 
 /// `mask * pred + (1 - mask) * target`: the prediction inside the gap, the truth outside.
@@ -193,24 +281,54 @@ impl LossTerm {
         mask: Option<&Tensor>,
         cfg: &SsimConfig,
     ) -> Result<Tensor> {
+        self.eval_in(pred, target, mask, cfg, &Means::local())
+    }
+
+    fn eval_in(
+        self,
+        pred: &Tensor,
+        target: &Tensor,
+        mask: Option<&Tensor>,
+        cfg: &SsimConfig,
+        means: &Means,
+    ) -> Result<Tensor> {
         let comp = |p: &Tensor| match mask {
             Some(m) => composite(p, target, m),
             None => Ok(p.clone()),
         };
         match self {
-            LossTerm::Mse => mse(pred, target, mask),
-            LossTerm::Mae => mae(pred, target, mask),
+            LossTerm::Mse => mse_in(pred, target, mask, means),
+            LossTerm::Mae => mae_in(pred, target, mask, means),
             LossTerm::Ssim => {
                 check_pair("ssim", pred, target, mask)?;
-                ssim(&comp(pred)?, target, cfg)?.neg()?.add_scalar(1.0)
+                means.share(ssim(&comp(pred)?, target, cfg)?.neg()?.add_scalar(1.0)?)
             }
             LossTerm::SliceSsim => {
                 check_pair("slice-ssim", pred, target, mask)?;
-                slice_ssim_loss(&comp(pred)?, target, cfg)
+                means.share(slice_ssim_loss(&comp(pred)?, target, cfg)?)
             }
-            LossTerm::Grad => gradient_loss(pred, target, mask, GradientNorm::L2),
-            LossTerm::GradL1 => gradient_loss(pred, target, mask, GradientNorm::L1),
+            LossTerm::Grad => gradient_loss_in(pred, target, mask, GradientNorm::L2, means),
+            LossTerm::GradL1 => gradient_loss_in(pred, target, mask, GradientNorm::L1, means),
         }
+    }
+
+    /// Sums of the masks this term averages over (none for the SSIM terms or without a mask).
+    fn mask_counts(self, mask: Option<&Tensor>, out: &mut Vec<f64>) -> Result<()> {
+        let Some(m) = mask else {
+            return Ok(());
+        };
+        match self {
+            LossTerm::Mse | LossTerm::Mae => out.push(mask_sum(m)?),
+            LossTerm::Grad | LossTerm::GradL1 => {
+                for axis in 2..m.rank() {
+                    if m.shape()[axis] >= 2 {
+                        out.push(mask_sum(&pair_mask(m, axis)?)?);
+                    }
+                }
+            }
+            LossTerm::Ssim | LossTerm::SliceSsim => {}
+        }
+        Ok(())
     }
 }
 
@@ -226,9 +344,58 @@ pub struct LossSpec {
 impl LossSpec {
     /// Evaluates the weighted sum.
     pub fn eval(&self, pred: &Tensor, target: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        self.eval_in(pred, target, mask, &Means::local())
+    }
+
+    /// The share of this part of a [`GlobalBatch`] in the global batch's loss: summed over
+    /// the parts, these give [`LossSpec::eval`] of the global batch (and their gradients its
+    /// gradient). `global.counts` are the sums over the ranks of [`LossSpec::mask_counts`].
+    pub fn eval_part(
+        &self,
+        pred: &Tensor,
+        target: &Tensor,
+        mask: Option<&Tensor>,
+        global: &GlobalBatch,
+    ) -> Result<Tensor> {
+        let means = Means::of(global);
+        let loss = self.eval_in(pred, target, mask, &means)?;
+        if means.next.get() != global.counts.len() {
+            return Err(Error::arg(
+                "loss",
+                "global batch",
+                format!(
+                    "{} mask counts given, the loss `{self}` averages over {}",
+                    global.counts.len(),
+                    means.next.get()
+                ),
+            ));
+        }
+        Ok(loss)
+    }
+
+    /// The sums of the masks that the terms average over, in order: one for each MSE or MAE
+    /// term, one per spatial axis of length >= 2 for each gradient term (pairs of neighbours
+    /// with a voxel in the gap), none for SSIM terms or without a mask.
+    pub fn mask_counts(&self, mask: Option<&Tensor>) -> Result<Vec<f64>> {
+        let mut out = vec![];
+        for &(_, term) in &self.terms {
+            term.mask_counts(mask, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn eval_in(
+        &self,
+        pred: &Tensor,
+        target: &Tensor,
+        mask: Option<&Tensor>,
+        means: &Means,
+    ) -> Result<Tensor> {
         let mut total: Option<Tensor> = None;
         for &(w, term) in &self.terms {
-            let v = term.eval(pred, target, mask, &self.ssim)?.mul_scalar(w)?;
+            let v = term
+                .eval_in(pred, target, mask, &self.ssim, means)?
+                .mul_scalar(w)?;
             total = Some(match total {
                 None => v,
                 Some(t) => t.add(&v)?,

@@ -29,6 +29,7 @@ pub mod chain;
 pub mod kernels;
 pub mod opencl;
 pub mod post;
+mod spread;
 pub mod support;
 
 pub use chain::{Chain, Op};
@@ -764,7 +765,8 @@ pub fn phase(
 pub const MAX_RUNS: usize = 100_000;
 
 /// [`phase`] with the cycles on `device` (see [`Phaser::on_device`]); the post-processing runs on
-/// the host.
+/// the host. Launched as several MPI ranks ([`crate::dist`]), the runs are dealt over the ranks
+/// and rank 0 returns the same kept runs as one process; the other ranks return none.
 pub fn phase_on(
     problem: &Problem,
     options: &Options,
@@ -786,7 +788,8 @@ pub fn phase_on(
     // Only the best `keep` runs are held (a stable sort of each prefix keeps the same runs as
     // one sort of all of them).
     let mut runs = Vec::with_capacity(options.keep.min(options.runs) + 1);
-    for r in 0..options.runs {
+    let comm = crate::dist::world();
+    for r in crate::dist::runs_of_rank(options.runs, comm.rank(), comm.size()) {
         let seed = derive_seed(options.seed, r as u64);
         let run = phaser.run(r, start, seed, &mut |d, t| progress(r, d, t))?;
         runs.push(run);
@@ -794,6 +797,7 @@ pub fn phase_on(
         runs.truncate(options.keep);
     }
     let shape = problem.shape.clone();
+    let mut runs = spread::gather_best(runs, options.keep, &shape, comm)?;
     let mut best: Option<Vec<Complex32>> = None;
     for run in runs.iter_mut() {
         let mut obj: Vec<Complex32> = run.object.iter().copied().collect();

@@ -134,6 +134,18 @@ impl Prepared {
         Ok((gather(&self.x)?, gather(&self.y)?, gather(&self.m)?))
     }
 
+    /// The masks `[B, 1, ...]` of the patterns `idx`, on the CPU (data-parallel training sums
+    /// the masks of a whole global batch on every rank).
+    pub fn mask_batch(&self, idx: &[usize]) -> Result<Tensor> {
+        let mut shape = vec![idx.len(), 1];
+        shape.extend_from_slice(self.pattern_shape());
+        let mut v = Vec::with_capacity(idx.len() * self.m.len() / self.len().max(1));
+        for &k in idx {
+            v.extend(self.m.index_axis(Axis(0), k).iter().copied());
+        }
+        Tensor::from_vec(v, &shape, &Device::cpu())
+    }
+
     /// One pattern of an array as an owned `ArrayD`.
     pub fn pattern(a: &ArrayD<f32>, k: usize) -> ArrayD<f32> {
         a.index_axis(Axis(0), k).to_owned()

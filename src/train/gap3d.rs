@@ -357,28 +357,33 @@ pub fn volume_examples(
     out
 }
 
-/// Starts the background simulation thread; examples arrive in stream order from volume
-/// `first_volume` on (the first `skip` examples of it dropped).
+/// Starts the background simulation thread; examples arrive in stream order from the global
+/// example number `from` on (volume `v` gives examples `v * per ..`), only those that `keep`
+/// accepts; volumes with no kept example are not simulated (a rank of a data-parallel run
+/// simulates only what it trains on).
 fn spawn_stream(
     recipe: GapRecipe,
     window: [usize; 3],
     seed: u64,
-    first_volume: u64,
-    skip: usize,
+    from: u64,
+    keep: impl Fn(u64) -> bool + Send + 'static,
 ) -> mpsc::Receiver<Result<Example>> {
     let (tx, rx) = mpsc::sync_channel::<Result<Example>>(96);
+    let per = recipe.windows_per_volume.max(1) as u64;
     std::thread::spawn(move || {
-        let mut skip = skip;
-        for v in first_volume.. {
+        for v in from / per.. {
+            let wanted = |g: u64| g >= from && keep(g);
+            if !(v * per..(v + 1) * per).any(wanted) {
+                continue;
+            }
             let examples = simulate_volume(&recipe, seed, v).map(|(counts, peak)| {
                 let mut rng = sim::sample_rng(seed ^ 0xbb67_ae85_84ca_a73b, v);
                 volume_examples(&counts, peak, &recipe, window, &mut rng)
             });
             match examples {
                 Ok(ex) => {
-                    for e in ex {
-                        if skip > 0 {
-                            skip -= 1;
+                    for (j, e) in ex.into_iter().enumerate() {
+                        if !wanted(v * per + j as u64) {
                             continue;
                         }
                         if tx.send(Ok(e)).is_err() {
@@ -396,6 +401,23 @@ fn spawn_stream(
     rx
 }
 
+/// Squared error and number of voxels of the plain log-linear fill in the loss masks of
+/// `examples` (its mean is the fill's loss, the model's starting point).
+fn linear_fill_error(examples: &[Example], window: [usize; 3]) -> (f64, f64) {
+    let n: usize = window.iter().product();
+    let (mut se, mut cnt) = (0.0f64, 0.0f64);
+    for e in examples {
+        let lm = e.loss_mask.as_deref().unwrap_or(&e.input[n..]);
+        for ((&g, &xi), &yi) in lm.iter().zip(&e.input[..n]).zip(&e.target) {
+            if g != 0.0 {
+                se += ((xi - yi) as f64).powi(2);
+                cnt += 1.0;
+            }
+        }
+    }
+    (se, cnt)
+}
+
 /// Batches examples into `(input [B,2,...], target [B,1,...], mask [B,1,...])` tensors and the
 /// loss of the plain log-linear fill on them (the model's starting point).
 pub fn batch_tensors(
@@ -408,19 +430,12 @@ pub fn batch_tensors(
     let mut x = Vec::with_capacity(b * 2 * n);
     let mut y = Vec::with_capacity(b * n);
     let mut m = Vec::with_capacity(b * n);
-    let (mut se, mut cnt) = (0.0f64, 0.0f64);
     for e in examples {
         x.extend_from_slice(&e.input);
         y.extend_from_slice(&e.target);
-        let lm = e.loss_mask.as_deref().unwrap_or(&e.input[n..]);
-        m.extend_from_slice(lm);
-        for ((&g, &xi), &yi) in lm.iter().zip(&e.input[..n]).zip(&e.target) {
-            if g != 0.0 {
-                se += ((xi - yi) as f64).powi(2);
-                cnt += 1.0;
-            }
-        }
+        m.extend_from_slice(e.loss_mask.as_deref().unwrap_or(&e.input[n..]));
     }
+    let (se, cnt) = linear_fill_error(examples, window);
     let [d, h, w] = window;
     Ok((
         Tensor::from_vec(x, &[b, 2, d, h, w], device)?,
@@ -455,15 +470,29 @@ pub fn validation_losses(
     window: [usize; 3],
     device: &Device,
 ) -> Result<(f64, f64)> {
-    let (mut ml, mut bl, mut n) = (0.0, 0.0, 0.0);
-    for chunk in examples.chunks(16) {
+    validation_losses_on(model, examples, window, device, &crate::dist::SingleProcess)
+}
+
+/// [`validation_losses`] with the chunks dealt over the ranks of `comm`.
+fn validation_losses_on(
+    model: &dyn Module,
+    examples: &[Example],
+    window: [usize; 3],
+    device: &Device,
+    comm: &dyn crate::dist::Comm,
+) -> Result<(f64, f64)> {
+    let chunks: Vec<&[Example]> = examples.chunks(16).collect();
+    let mut t = [0.0f64; 3];
+    for i in crate::dist::runs_of_rank(chunks.len(), comm.rank(), comm.size()) {
+        let chunk = chunks[i];
         let (x, y, m, base) = batch_tensors(chunk, window, device)?;
         let l = crate::autograd::no_grad(|| mse(&model.forward(&x)?, &y, Some(&m)))?.item()?;
-        ml += l as f64 * chunk.len() as f64;
-        bl += base * chunk.len() as f64;
-        n += chunk.len() as f64;
+        t[0] += l as f64 * chunk.len() as f64;
+        t[1] += base * chunk.len() as f64;
+        t[2] += chunk.len() as f64;
     }
-    Ok((ml / n, bl / n))
+    comm.all_reduce_sum_f64(&mut t)?;
+    Ok((t[0] / t[2], t[1] / t[2]))
 }
 
 /// One line of the training log.
@@ -535,12 +564,18 @@ pub fn checkpoint_path(out: &Path) -> PathBuf {
 }
 
 /// Trains the gap model; returns the training log. Checkpoints every `checkpoint_every` steps;
-/// the final model (weights and metadata, no optimiser state) goes to `cfg.out`.
+/// the final model (weights and metadata, no optimiser state) goes to `cfg.out`. Launched as
+/// several MPI ranks, each simulates and trains on its contiguous part of every global batch
+/// of `cfg.batch` (the same examples as one process), the gradients are summed before each
+/// step, and rank 0 alone writes the checkpoints, log and model.
 pub fn train_gap3d(cfg: &Gap3dTrainConfig, device: &Device) -> Result<Vec<StepLog>> {
     cfg.validate()?;
     let model = models::build(&cfg.model, device, cfg.seed)?;
     let params = model.parameters();
     let mut opt = Adam::new(cfg.lr);
+    let mut dp = crate::dist::DataParallel::new(crate::dist::world());
+    let root = dp.is_root();
+    let show = cfg.progress && root;
     let ckpt = checkpoint_path(&cfg.out);
     let mut start = 0usize;
     let mut log: Vec<StepLog> = vec![];
@@ -597,45 +632,68 @@ pub fn train_gap3d(cfg: &Gap3dTrainConfig, device: &Device) -> Result<Vec<StepLo
         log = serde_json::from_str(ck.metadata.get("bragg.log").map_or("[]", |s| s))
             .unwrap_or_default();
         secs_before = log.last().map_or(0.0, |l| l.seconds);
-        if cfg.progress {
+        if show {
             eprintln!("resuming at step {start} of {}", cfg.steps);
         }
     }
+    dp.broadcast_parameters(&params)?;
     let val = validation_set(cfg, 6)?;
-    let consumed = start * cfg.batch;
-    let per = cfg.recipe.windows_per_volume.max(1);
+    let mine = dp.share(cfg.batch);
+    let (batch, lo, hi) = (cfg.batch as u64, mine.start as u64, mine.end as u64);
     let rx = spawn_stream(
         cfg.recipe.clone(),
         cfg.window,
         cfg.seed,
-        (consumed / per) as u64,
-        consumed % per,
+        start as u64 * batch,
+        move |g| (lo..hi).contains(&(g % batch)),
     );
+    let mse_spec: crate::loss::LossSpec = "mse".parse()?;
     let t0 = Instant::now();
     let (mut sum, mut base_sum, mut seen) = (0.0f64, 0.0f64, 0usize);
     let report_every = 50usize;
     for step in start..cfg.steps {
-        let mut examples = Vec::with_capacity(cfg.batch);
-        for _ in 0..cfg.batch {
+        let mut examples = Vec::with_capacity(mine.len());
+        for _ in 0..mine.len() {
             let e = rx.recv().map_err(|_| {
                 Error::arg("train-gap3d", "data", "the simulation thread stopped")
             })??;
             examples.push(e);
         }
-        let (x, y, m, base) = batch_tensors(&examples, cfg.window, device)?;
         opt.set_lr(cfg.lr_at(step));
-        let l = mse(&model.forward(&x)?, &y, Some(&m))?;
-        let grads = l.backward()?;
+        // [loss, squared error of the linear fill, gap voxels]: summed over the ranks.
+        let (se, cnt) = linear_fill_error(&examples, cfg.window);
+        let mut totals = [0.0, se, cnt];
+        let grads = if examples.is_empty() {
+            dp.all_reduce(&params, None, &mut totals)?
+        } else {
+            let (x, y, m, _) = batch_tensors(&examples, cfg.window, device)?;
+            let pred = model.forward(&x)?;
+            let l = if dp.size() > 1 {
+                let mut count = [cnt];
+                dp.comm().all_reduce_sum_f64(&mut count)?;
+                let global = crate::loss::GlobalBatch {
+                    fraction: examples.len() as f64 / cfg.batch as f64,
+                    counts: vec![count[0]],
+                };
+                mse_spec.eval_part(&pred, &y, Some(&m), &global)?
+            } else {
+                mse(&pred, &y, Some(&m))?
+            };
+            let grads = l.backward()?;
+            totals[0] = l.item()? as f64;
+            dp.all_reduce(&params, Some(grads), &mut totals)?
+        };
         opt.step(&params, &grads)?;
-        sum += l.item()? as f64;
-        base_sum += base;
+        sum += totals[0];
+        base_sum += totals[1] / totals[2].max(1.0);
         seen += 1;
         let done = step + 1;
         let last = done == cfg.steps;
         if done % report_every == 0 || last {
             let val_now = done % (cfg.checkpoint_every * 5) == 0 || last;
             let (vl, vb) = if val_now {
-                let (a, b) = validation_losses(model.as_ref(), &val, cfg.window, device)?;
+                let (a, b) =
+                    validation_losses_on(model.as_ref(), &val, cfg.window, device, dp.comm())?;
                 (Some(a), Some(b))
             } else {
                 (None, None)
@@ -649,7 +707,7 @@ pub fn train_gap3d(cfg: &Gap3dTrainConfig, device: &Device) -> Result<Vec<StepLo
                 lr: opt.lr(),
                 seconds: secs_before + t0.elapsed().as_secs_f64(),
             };
-            if cfg.progress {
+            if show {
                 let rate = (done - start) as f64 * cfg.batch as f64 / t0.elapsed().as_secs_f64();
                 eprintln!(
                     "step {done}/{}: loss {:.5} (log-linear {:.5}, ratio {:.3}){} lr {:.1e}, {rate:.1} windows/s",
@@ -667,12 +725,14 @@ pub fn train_gap3d(cfg: &Gap3dTrainConfig, device: &Device) -> Result<Vec<StepLo
             log.push(entry);
             (sum, base_sum, seen) = (0.0, 0.0, 0);
         }
-        if done % cfg.checkpoint_every == 0 || last {
+        if root && (done % cfg.checkpoint_every == 0 || last) {
             save_state(&ckpt, model.as_ref(), &opt, cfg, done, &log, true)?;
             write_log_csv(&cfg.out, &log)?;
         }
     }
-    save_state(&cfg.out, model.as_ref(), &opt, cfg, cfg.steps, &log, false)?;
+    if root {
+        save_state(&cfg.out, model.as_ref(), &opt, cfg, cfg.steps, &log, false)?;
+    }
     Ok(log)
 }
 

@@ -144,10 +144,32 @@ pub fn evaluate_loss(
     batch: usize,
     device: &Device,
 ) -> Result<f64> {
+    evaluate_loss_on(
+        model,
+        data,
+        loss,
+        batch,
+        device,
+        &crate::dist::SingleProcess,
+    )
+}
+
+/// [`evaluate_loss`] with the batches dealt over the ranks of `comm` (every rank gets the
+/// mean over all of `data`).
+pub fn evaluate_loss_on(
+    model: &dyn Module,
+    data: &Prepared,
+    loss: &LossSpec,
+    batch: usize,
+    device: &Device,
+    comm: &dyn crate::dist::Comm,
+) -> Result<f64> {
     no_grad(|| {
         let (mut sum, mut n) = (0.0f64, 0usize);
         let idx: Vec<usize> = (0..data.len()).collect();
-        for chunk in idx.chunks(batch.max(1)) {
+        let chunks: Vec<&[usize]> = idx.chunks(batch.max(1)).collect();
+        for i in crate::dist::runs_of_rank(chunks.len(), comm.rank(), comm.size()) {
+            let chunk = chunks[i];
             let (x, y, m) = data.batch(chunk, device)?;
             let l = loss.eval(&model.forward(&x)?, &y, Some(&m))?.item()?;
             if !l.is_finite() {
@@ -159,7 +181,9 @@ pub fn evaluate_loss(
             sum += l as f64 * chunk.len() as f64;
             n += chunk.len();
         }
-        Ok(sum / n.max(1) as f64)
+        let mut totals = [sum, n as f64];
+        comm.all_reduce_sum_f64(&mut totals)?;
+        Ok(totals[0] / totals[1].max(1.0))
     })
 }
 
@@ -189,7 +213,11 @@ fn check_data(cfg: &ModelConfig, d: &Prepared, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Trains `cfg.model` on `train_set`, validating on `val` after every epoch.
+/// Trains `cfg.model` on `train_set`, validating on `val` after every epoch. Launched as
+/// several MPI ranks (see [`crate::dist`]), every rank holds a replica and computes its part
+/// of each global batch of `cfg.batch` (the ranks see the global order of one process, and
+/// sum their gradients before each step, so the weights follow those of one process up to
+/// rounding); rank 0 alone writes the checkpoints, logs and model.
 pub fn train(
     cfg: &TrainConfig,
     train_set: &Prepared,
@@ -209,6 +237,9 @@ pub fn train(
     let mut history: Vec<EpochLog> = vec![];
     let ckpt_path = checkpoint_path(&cfg.out);
     let data_meta = resume::data_metadata(train_set, val);
+    let mut dp = crate::dist::DataParallel::new(crate::dist::world());
+    let root = dp.is_root();
+    let show = cfg.progress && root;
 
     if cfg.resume && ckpt_path.exists() {
         let ck = io::load(&ckpt_path, device)?;
@@ -239,6 +270,15 @@ pub fn train(
         }
         opt.set_lr(lr);
     }
+    // Identical replicas even if a rank's initialisation or checkpoint differed.
+    dp.broadcast_parameters(&params)?;
+    if show && dp.size() > 1 {
+        eprintln!(
+            "data-parallel on {} ranks: {} examples per rank and step",
+            dp.size(),
+            crate::dist::share(cfg.batch, 0, dp.size()).len()
+        );
+    }
 
     let n = train_set.len();
     let steps_full = n.div_ceil(cfg.batch);
@@ -246,7 +286,7 @@ pub fn train(
     for epoch in history.len()..cfg.epochs {
         let t0 = Instant::now();
         let order = epoch_order(n, cfg.seed, epoch);
-        let bar = if cfg.progress {
+        let bar = if show {
             let b = ProgressBar::new(steps as u64);
             b.set_style(
                 ProgressStyle::with_template(
@@ -262,11 +302,30 @@ pub fn train(
         };
         let (mut sum, mut seen) = (0.0f64, 0usize);
         for chunk in order.chunks(cfg.batch).take(steps) {
-            let (x, y, m) = train_set.batch(chunk, device)?;
-            let l = loss.eval(&model.forward(&x)?, &y, Some(&m))?;
-            let grads = l.backward()?;
+            let part = &chunk[dp.share(chunk.len())];
+            // Across ranks, each part's loss is its share of the global batch's loss.
+            let global = if dp.size() > 1 {
+                Some(crate::loss::GlobalBatch {
+                    fraction: part.len() as f64 / chunk.len() as f64,
+                    counts: loss.mask_counts(Some(&train_set.mask_batch(chunk)?))?,
+                })
+            } else {
+                None
+            };
+            let (grads, mut value) = if part.is_empty() {
+                (None, [0.0f64])
+            } else {
+                let (x, y, m) = train_set.batch(part, device)?;
+                let pred = model.forward(&x)?;
+                let l = match &global {
+                    Some(g) => loss.eval_part(&pred, &y, Some(&m), g)?,
+                    None => loss.eval(&pred, &y, Some(&m))?,
+                };
+                (Some(l.backward()?), [l.item()? as f64])
+            };
+            let grads = dp.all_reduce(&params, grads, &mut value)?;
             opt.step(&params, &grads)?;
-            let v = l.item()?;
+            let v = value[0];
             if !v.is_finite() {
                 return Err(Error::NonFinite {
                     op: "train",
@@ -277,7 +336,7 @@ pub fn train(
                     ),
                 });
             }
-            sum += v as f64 * chunk.len() as f64;
+            sum += v * chunk.len() as f64;
             seen += chunk.len();
             let rate = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!(
@@ -289,7 +348,14 @@ pub fn train(
         }
         bar.finish_and_clear();
         let val_loss = match val {
-            Some(v) => Some(evaluate_loss(model.as_ref(), v, &loss, cfg.batch, device)?),
+            Some(v) => Some(evaluate_loss_on(
+                model.as_ref(),
+                v,
+                &loss,
+                cfg.batch,
+                device,
+                dp.comm(),
+            )?),
             None => None,
         };
         let secs = t0.elapsed().as_secs_f64();
@@ -301,7 +367,7 @@ pub fn train(
             seconds: secs,
             samples_per_s: seen as f64 / secs.max(1e-9),
         };
-        if cfg.progress {
+        if show {
             eprintln!(
                 "epoch {}/{}: train {:.5}{} lr {:.2e} ({:.1}s, {:.1} samples/s)",
                 log.epoch,
@@ -317,8 +383,21 @@ pub fn train(
         let next_lr = plateau.observe(log.val_loss.unwrap_or(log.train_loss) as f32, opt.lr());
         opt.set_lr(next_lr);
         history.push(log);
-        save_checkpoint(&ckpt_path, model.as_ref(), &opt, cfg, &history, &data_meta)?;
-        write_logs(&cfg.out, &history)?;
+        if root {
+            save_checkpoint(&ckpt_path, model.as_ref(), &opt, cfg, &history, &data_meta)?;
+            write_logs(&cfg.out, &history)?;
+        }
+    }
+    if root && dp.size() > 1 {
+        let s = dp.stats();
+        eprintln!(
+            "gradient all-reduce: {:.2} ms per step ({} numbers in {} buckets, of which {:.2} ms waiting for the slowest rank), {} steps",
+            s.ms_per_step(),
+            s.floats_per_step,
+            s.buckets_per_step,
+            s.wait_ms_per_step(),
+            s.steps
+        );
     }
     let extra = vec![
         ("bragg.loss".to_string(), loss.to_string()),
@@ -328,7 +407,9 @@ pub fn train(
             serde_json::to_string(&history).unwrap_or_default(),
         ),
     ];
-    models::save_model(&cfg.out, model.as_ref(), &cfg.model, &extra)?;
+    if root {
+        models::save_model(&cfg.out, model.as_ref(), &cfg.model, &extra)?;
+    }
     Ok(Trained { model, history })
 }
 
