@@ -13,7 +13,7 @@
 //! convolutions on the way up, and a zero-initialised 1x1x1 head.
 
 use crate::nn::{prefixed, Conv, Init, Module, Param};
-use crate::{concat, Device, Error, Result, Tensor};
+use crate::{Device, Error, Result, Tensor};
 use rand_chacha::ChaCha8Rng;
 
 /// Input channels: scaled log intensity with the gap pre-filled, and the gap mask.
@@ -73,12 +73,6 @@ impl GapUNet3d {
     pub fn size_multiple(depth: usize) -> usize {
         1 << depth.saturating_sub(1)
     }
-
-    fn block(&self, convs: &[Conv; 2], x: &Tensor) -> Result<Tensor> {
-        convs[1]
-            .forward(&convs[0].forward(x)?.leaky_relu(self.slope)?)?
-            .leaky_relu(self.slope)
-    }
 }
 
 impl Module for GapUNet3d {
@@ -95,35 +89,12 @@ impl Module for GapUNet3d {
         }
         let base = x.narrow(1, 0, 1)?;
         let mask = x.narrow(1, 1, 1)?;
-        let mut skips = vec![];
-        let mut h = x.clone();
-        for (l, convs) in self.down.iter().enumerate() {
-            if l > 0 {
-                h = h.max_pool(&[2])?;
-            }
-            h = self.block(convs, &h)?;
-            skips.push(h.clone());
-        }
-        skips.pop();
-        for convs in &self.up {
-            let skip = skips.pop().ok_or_else(|| {
-                Error::shape("gap-unet3d", "decoder has more levels than the encoder")
-            })?;
-            h = self.block(convs, &concat(&[&h.upsample(&[2])?, &skip], 1)?)?;
-        }
+        let h = super::unet_levels("gap-unet3d", &self.down, &self.up, self.slope, x)?;
         base.add(&self.head.forward(&h)?.mul(&mask)?)
     }
 
     fn parameters(&self) -> Vec<Param> {
-        let mut p = vec![];
-        for (l, c) in self.down.iter().enumerate() {
-            p.extend(prefixed(&format!("down{l}.a"), c[0].parameters()));
-            p.extend(prefixed(&format!("down{l}.b"), c[1].parameters()));
-        }
-        for (l, c) in self.up.iter().enumerate() {
-            p.extend(prefixed(&format!("up{l}.a"), c[0].parameters()));
-            p.extend(prefixed(&format!("up{l}.b"), c[1].parameters()));
-        }
+        let mut p = super::unet_level_parameters(&self.down, &self.up);
         p.extend(prefixed("head", self.head.parameters()));
         p
     }

@@ -360,6 +360,60 @@ pub(crate) fn conv(
     )
 }
 
+/// The encoder-decoder pass of the compact U-Nets (`gap-unet3d`, `phase-unet`): each level is
+/// two convolutions with LeakyReLU, max-pool 2 between levels on the way down, nearest
+/// upsampling 2 and skip concatenation on the way up. Returns the top level's features.
+pub(crate) fn unet_levels(
+    op: &'static str,
+    down: &[[Conv; 2]],
+    up: &[[Conv; 2]],
+    slope: f32,
+    x: &Tensor,
+) -> Result<Tensor> {
+    let block = |convs: &[Conv; 2], x: &Tensor| -> Result<Tensor> {
+        convs[1]
+            .forward(&convs[0].forward(x)?.leaky_relu(slope)?)?
+            .leaky_relu(slope)
+    };
+    let mut skips = vec![];
+    let mut h = x.clone();
+    for (l, convs) in down.iter().enumerate() {
+        if l > 0 {
+            h = h.max_pool(&[2])?;
+        }
+        h = block(convs, &h)?;
+        skips.push(h.clone());
+    }
+    skips.pop();
+    for convs in up {
+        let skip = skips
+            .pop()
+            .ok_or_else(|| Error::shape(op, "decoder has more levels than the encoder"))?;
+        h = block(convs, &crate::concat(&[&h.upsample(&[2])?, &skip], 1)?)?;
+    }
+    Ok(h)
+}
+
+/// Parameters of [`unet_levels`]' convolutions, named `down{l}.a/b` and `up{l}.a/b`.
+pub(crate) fn unet_level_parameters(down: &[[Conv; 2]], up: &[[Conv; 2]]) -> Vec<crate::nn::Param> {
+    let mut p = vec![];
+    for (l, c) in down.iter().enumerate() {
+        p.extend(crate::nn::prefixed(
+            &format!("down{l}.a"),
+            c[0].parameters(),
+        ));
+        p.extend(crate::nn::prefixed(
+            &format!("down{l}.b"),
+            c[1].parameters(),
+        ));
+    }
+    for (l, c) in up.iter().enumerate() {
+        p.extend(crate::nn::prefixed(&format!("up{l}.a"), c[0].parameters()));
+        p.extend(crate::nn::prefixed(&format!("up{l}.b"), c[1].parameters()));
+    }
+    p
+}
+
 /// Output convolution (Glorot-uniform, the Keras default).
 pub(crate) fn head(dims: usize, cin: usize, rng: &mut ChaCha8Rng, device: &Device) -> Result<Conv> {
     Conv::new(

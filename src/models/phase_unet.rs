@@ -14,7 +14,7 @@
 
 use super::conv;
 use crate::nn::{prefixed, Conv, Init, Module, Param};
-use crate::{concat, Device, Error, Result, Tensor};
+use crate::{Device, Error, Result, Tensor};
 use rand_chacha::ChaCha8Rng;
 
 /// Output channels: the two components of the phase direction.
@@ -109,12 +109,6 @@ impl PhaseUNet {
         }
         total.saturating_add(conv(ch(0), OUT_CHANNELS as u64, 1))
     }
-
-    fn block(&self, convs: &[Conv; 2], x: &Tensor) -> Result<Tensor> {
-        convs[1]
-            .forward(&convs[0].forward(x)?.leaky_relu(self.slope)?)?
-            .leaky_relu(self.slope)
-    }
 }
 
 impl Module for PhaseUNet {
@@ -130,35 +124,12 @@ impl Module for PhaseUNet {
                 ),
             ));
         }
-        let mut skips = vec![];
-        let mut h = x.clone();
-        for (l, convs) in self.down.iter().enumerate() {
-            if l > 0 {
-                h = h.max_pool(&[2])?;
-            }
-            h = self.block(convs, &h)?;
-            skips.push(h.clone());
-        }
-        skips.pop();
-        for convs in &self.up {
-            let skip = skips.pop().ok_or_else(|| {
-                Error::shape("phase-unet", "decoder has more levels than the encoder")
-            })?;
-            h = self.block(convs, &concat(&[&h.upsample(&[2])?, &skip], 1)?)?;
-        }
+        let h = super::unet_levels("phase-unet", &self.down, &self.up, self.slope, x)?;
         self.head.forward(&h)
     }
 
     fn parameters(&self) -> Vec<Param> {
-        let mut p = vec![];
-        for (l, c) in self.down.iter().enumerate() {
-            p.extend(prefixed(&format!("down{l}.a"), c[0].parameters()));
-            p.extend(prefixed(&format!("down{l}.b"), c[1].parameters()));
-        }
-        for (l, c) in self.up.iter().enumerate() {
-            p.extend(prefixed(&format!("up{l}.a"), c[0].parameters()));
-            p.extend(prefixed(&format!("up{l}.b"), c[1].parameters()));
-        }
+        let mut p = super::unet_level_parameters(&self.down, &self.up);
         p.extend(prefixed("head", self.head.parameters()));
         p
     }

@@ -523,14 +523,6 @@ fn save_state(
     log: &[StepLog],
     with_optimiser: bool,
 ) -> Result<()> {
-    let mut tensors: Vec<(String, Tensor)> = model
-        .parameters()
-        .into_iter()
-        .map(|p| (p.name, p.tensor))
-        .collect();
-    if with_optimiser {
-        tensors.extend(opt.state());
-    }
     let mut meta = HashMap::new();
     meta.insert(META_MODEL.to_string(), cfg.model.to_json());
     meta.insert(
@@ -555,7 +547,7 @@ fn save_state(
         "bragg.log".into(),
         serde_json::to_string(log).unwrap_or_default(),
     );
-    io::save(path, &tensors, &meta)
+    crate::train::save_state(path, model, with_optimiser.then_some(opt), &meta)
 }
 
 /// The checkpoint file of a run writing `out`.
@@ -616,14 +608,7 @@ pub fn train_gap3d(cfg: &Gap3dTrainConfig, device: &Device) -> Result<Vec<StepLo
                 ),
             ));
         }
-        io::load_into(&ckpt, &ck, &params)?;
-        let state: HashMap<String, Tensor> = ck
-            .tensors
-            .iter()
-            .filter(|(k, _)| k.starts_with("adam."))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        opt.load_state(&state)?;
+        crate::train::restore_weights_and_optimiser(&ckpt, &ck, &params, &mut opt)?;
         start = ck
             .metadata
             .get("bragg.step")

@@ -254,14 +254,7 @@ pub fn train(
             ));
         }
         resume::check(&ckpt_path, &ck.metadata, cfg, &data_meta)?;
-        io::load_into(&ckpt_path, &ck, &params)?;
-        let state: HashMap<String, Tensor> = ck
-            .tensors
-            .iter()
-            .filter(|(k, _)| k.starts_with("adam."))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        opt.load_state(&state)?;
+        restore_weights_and_optimiser(&ckpt_path, &ck, &params, &mut opt)?;
         history = serde_json::from_str(ck.metadata.get("bragg.history").map_or("[]", |s| s))
             .map_err(|e| Error::data(&ckpt_path, format!("bad history: {e}")))?;
         let mut lr = cfg.lr;
@@ -421,12 +414,6 @@ fn save_checkpoint(
     history: &[EpochLog],
     data_meta: &[(String, String)],
 ) -> Result<()> {
-    let mut tensors: Vec<(String, Tensor)> = model
-        .parameters()
-        .into_iter()
-        .map(|p| (p.name, p.tensor))
-        .collect();
-    tensors.extend(opt.state());
     let mut meta = HashMap::new();
     meta.insert(META_MODEL.to_string(), cfg.model.to_json());
     meta.insert(
@@ -443,7 +430,44 @@ fn save_checkpoint(
         serde_json::to_string(cfg).unwrap_or_default(),
     );
     meta.extend(data_meta.iter().cloned());
-    io::save(path, &tensors, &meta)
+    save_state(path, model, Some(opt), &meta)
+}
+
+/// Saves a training state atomically: the model's parameters, the Adam moments when `opt` is
+/// given (checkpoints; final model files leave them out), and `meta`.
+pub fn save_state(
+    path: &Path,
+    model: &dyn Module,
+    opt: Option<&Adam>,
+    meta: &HashMap<String, String>,
+) -> Result<()> {
+    let mut tensors: Vec<(String, Tensor)> = model
+        .parameters()
+        .into_iter()
+        .map(|p| (p.name, p.tensor))
+        .collect();
+    if let Some(opt) = opt {
+        tensors.extend(opt.state());
+    }
+    io::save(path, &tensors, meta)
+}
+
+/// Copies a checkpoint's weights into `params` and its Adam moments (the `adam.` tensors) into
+/// `opt` (`path` names the checkpoint in errors).
+pub fn restore_weights_and_optimiser(
+    path: &Path,
+    ck: &io::Checkpoint,
+    params: &[crate::nn::Param],
+    opt: &mut Adam,
+) -> Result<()> {
+    io::load_into(path, ck, params)?;
+    let state: HashMap<String, Tensor> = ck
+        .tensors
+        .iter()
+        .filter(|(k, _)| k.starts_with("adam."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    opt.load_state(&state)
 }
 
 /// Writes the CSV and JSON loss logs beside the model file.
