@@ -1,6 +1,7 @@
-//! `bragg demo`: the end-to-end showcase on a CPU in a few minutes: simulates a small 2-D
-//! dataset, trains a small UNet, evaluates it on held-out patterns against the classical
-//! baselines and writes the metrics (markdown + JSON) and figures.
+//! `bragg demo`: the end-to-end showcase on a CPU in a few minutes. By default (`--dim 3`) it
+//! runs the 3-D gap-to-reconstruction comparison of [`super::demo3d`]; `--dim 2` simulates a
+//! small 2-D dataset, trains a small UNet, evaluates it on held-out patterns against the
+//! classical baselines and writes the metrics (markdown + JSON) and figures.
 
 use crate::inpaint::{evaluate, Baseline};
 use crate::models::{ModelConfig, ModelKind};
@@ -18,6 +19,19 @@ pub struct DemoArgs {
     /// Output folder.
     #[arg(long, default_value = "out/demo")]
     pub out: PathBuf,
+    /// 3: one 3-D crystal, gap filled by the shipped network and the classical fills, then
+    /// phased and compared; 2: train a small 2-D UNet and score it against the classical fills.
+    #[arg(long, default_value_t = 3)]
+    pub dim: usize,
+    /// Photons (maximum of the noiseless intensity) of the 3-D crystal.
+    #[arg(long, default_value_t = 1e8)]
+    pub photons: f64,
+    /// 3-D demo: distance (voxels) from the Bragg peak to the gap bands.
+    #[arg(long, default_value_t = 3)]
+    pub gap_offset: usize,
+    /// Phasing runs per data set in the 3-D demo (the best by free LLK is kept).
+    #[arg(long, default_value_t = 2)]
+    pub runs: usize,
     /// Pattern size (pixels per side).
     #[arg(long, default_value_t = 64)]
     pub size: usize,
@@ -51,7 +65,8 @@ pub struct DemoArgs {
     /// Loss.
     #[arg(long, default_value = "mse+ssim+grad")]
     pub loss: String,
-    /// Seed (training set; validation and test use seed + 1 and seed + 2).
+    /// Seed (the 3-D crystal and its phasing runs; in 2-D the training set, validation and
+    /// test use seed + 1 and seed + 2).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
@@ -94,6 +109,17 @@ pub fn demo_sim(size: usize, count: usize, gap: GapSpec, seed: u64) -> Result<Si
 
 /// Runs the subcommand.
 pub fn run(args: &DemoArgs, device: &Device) -> Result<()> {
+    match args.dim {
+        3 => return super::demo3d::run(args, device),
+        2 => {}
+        d => {
+            return Err(Error::arg(
+                "demo",
+                "--dim",
+                format!("{d} (expected 2 or 3)"),
+            ))
+        }
+    }
     if args.train == 0 || args.test == 0 {
         return Err(Error::arg(
             "demo",

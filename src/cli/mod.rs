@@ -1,10 +1,12 @@
 //! The `bragg` command line: one file per subcommand, parsed with clap.
 
 pub mod demo;
+pub mod demo3d;
 pub mod devices;
 pub mod eval;
 pub mod eval3d;
 pub mod inpaint;
+pub mod patches;
 pub mod phasing_study;
 pub mod simulate;
 pub mod train;
@@ -60,6 +62,8 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Random starts against phasing-network starts on held-out strained crystals.
     PhasingStudy(phasing_study::PhasingStudyArgs),
+    /// Cut 3-D training patches with artificial centred gaps from a volume.
+    Patches(patches::PatchesArgs),
     /// List the native CPU and every OpenCL device, marking the default.
     Devices,
 }
@@ -105,6 +109,7 @@ pub fn run() -> crate::Result<()> {
         Command::Phase(args) => phase::run(&args, &device_from(spec)?),
         Command::Compare(args) => compare::run(&args),
         Command::PhasingStudy(args) => phasing_study::run(&args, &device_from(spec)?),
+        Command::Patches(args) => patches::run(&args),
         Command::Devices => devices::run(spec),
     }
 }

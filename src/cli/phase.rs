@@ -19,6 +19,15 @@ pub enum StartKind {
     Net,
 }
 
+/// Whether the kept runs are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CombineKind {
+    /// Average and first mode of the kept runs (when at least two are kept).
+    Average,
+    /// Only the runs.
+    None,
+}
+
 /// Arguments of `bragg phase`.
 #[derive(Debug, Args)]
 pub struct PhaseArgs {
@@ -90,6 +99,13 @@ pub struct PhaseArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// With `--keep` >= 2, also write the combination of the kept (aligned) runs: `average`
+    /// (the mean of those within a complex error of 0.3 of the best) and `average_support`
+    /// (voxels in at least half of their supports), `mode`
+    /// (their first mode), `mode_fraction` (its share of the runs' power) and
+    /// `error_to_average`. `none` writes only the runs.
+    #[arg(long, value_enum, default_value_t = CombineKind::Average)]
+    pub combine: CombineKind,
     /// Output .npz: `object` (complex64, [keep, ...]), `support` (u8), `llk`, `free_llk`; or
     /// .cxi / .h5: PyNX layout, run i in `/entry_1/image_{i+1}` (`data`, `mask` = support).
     #[arg(long)]
@@ -386,15 +402,51 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
     let llk = ndarray::Array1::from_iter(runs.iter().map(|r| r.llk));
     let free_llk = ndarray::Array1::from_iter(runs.iter().map(|r| r.free_llk));
     let run_index = ndarray::Array1::from_iter(runs.iter().map(|r| r.index as u64));
+    let combined = if args.combine == CombineKind::Average && runs.len() >= 2 {
+        Some(phasing::combine(&runs)?)
+    } else {
+        None
+    };
     if crate::data::cxi::is_hdf5(&args.out) {
+        if combined.is_some() {
+            eprintln!(
+                "note: the CXI output holds the kept runs only; write an .npz for their average"
+            );
+        }
         crate::data::cxi::write_phase_result(&args.out, &runs, &options, &path.to_string_lossy())?;
     } else {
+        let to_array = |v: &[Complex32]| {
+            ArrayD::from_shape_vec(IxDyn(&shape), v.to_vec()).map_err(|e| Error::Msg(e.to_string()))
+        };
+        let combined_arrays = match &combined {
+            Some(c) => Some((
+                to_array(&c.average)?,
+                ArrayD::from_shape_vec(IxDyn(&shape), c.support.clone())
+                    .map_err(|e| Error::Msg(e.to_string()))?,
+                to_array(&c.mode)?,
+            )),
+            None => None,
+        };
         write_npz_atomic(&args.out, |npz| {
             npz.add("object", &objects)?;
             npz.add("support", &supports)?;
             npz.add("llk", &llk.into_dyn())?;
             npz.add("free_llk", &free_llk.into_dyn())?;
-            npz.add("run", &run_index.into_dyn())
+            npz.add("run", &run_index.into_dyn())?;
+            if let (Some(c), Some((average, support, mode))) = (&combined, &combined_arrays) {
+                npz.add("average", average)?;
+                npz.add("average_support", support)?;
+                npz.add("mode", mode)?;
+                npz.add(
+                    "mode_fraction",
+                    &ndarray::arr1(&[c.mode_fraction]).into_dyn(),
+                )?;
+                npz.add(
+                    "error_to_average",
+                    &ndarray::Array1::from(c.error_to_average.clone()).into_dyn(),
+                )?;
+            }
+            Ok(())
         })?;
     }
     if let Some(dir) = &args.figures {
@@ -409,6 +461,13 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
             "input": path, "key": args.key, "index": args.index, "mask_key": mask_key,
             "shape": shape, "chain": options.chain.to_string(), "runs": options.runs,
             "kept": kept, "out": args.out, "seconds": t0.elapsed().as_secs_f64(),
+            "combined": combined.as_ref().map(|c| serde_json::json!({
+                "mode_fraction": c.mode_fraction,
+                "averaged_runs": c.members.iter().map(|&i| runs[i].index).collect::<Vec<_>>(),
+                "error_to_best": c.error_to_best,
+                "error_to_average": c.error_to_average,
+                "pairwise_median_error": c.pairwise_median,
+            })),
         });
         println!("{summary}");
     } else {
@@ -416,6 +475,18 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
             println!(
                 "run {}: llk {:.4e} free_llk {:.4e} support {}",
                 r.index, r.llk, r.free_llk, r.support_size
+            );
+        }
+        if let Some(c) = &combined {
+            println!(
+                "combined {} runs: {} agree with the best (complex error < {}) and are averaged; \
+                 first mode holds {:.1}% of their power; complex error between runs (median over \
+                 pairs) {:.3}",
+                runs.len(),
+                c.members.len(),
+                phasing::combine::AGREEMENT,
+                100.0 * c.mode_fraction,
+                c.pairwise_median
             );
         }
         println!("wrote {}", args.out.display());

@@ -26,6 +26,7 @@
 //! comes back when the run ends. On the CPU device the code path is the native one.
 
 pub mod chain;
+pub mod combine;
 pub mod kernels;
 pub mod opencl;
 pub mod post;
@@ -33,6 +34,7 @@ mod spread;
 pub mod support;
 
 pub use chain::{Chain, Op};
+pub use combine::{combine, Combined};
 pub use kernels::{Algorithm, LlkSums};
 pub use post::{align, Aligned, Comparison};
 pub use support::{ShrinkWrap, ThresholdMethod};

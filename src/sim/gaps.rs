@@ -32,6 +32,10 @@ pub enum GapSpec {
     Maxipix,
     /// EIGER2 4M frame.
     Eiger2,
+    /// EIGER (1) 4M frame.
+    Eiger,
+    /// The EIGER2 M 2M of ESRF ID01 as stored: 4-px chip seams and 41-row module gaps.
+    Eiger2Id01,
 }
 
 impl FromStr for GapSpec {
@@ -41,7 +45,9 @@ impl FromStr for GapSpec {
             Error::arg(
                 "gap",
                 "gap",
-                format!("`{s}`: expected none, line:W, cross:W, maxipix or eiger2"),
+                format!(
+                    "`{s}`: expected none, line:W, cross:W, maxipix, eiger, eiger2 or eiger2-id01"
+                ),
             )
         };
         let width = |w: &str| -> Result<usize> {
@@ -55,6 +61,8 @@ impl FromStr for GapSpec {
             "none" => Ok(GapSpec::None),
             "maxipix" => Ok(GapSpec::Maxipix),
             "eiger2" => Ok(GapSpec::Eiger2),
+            "eiger" => Ok(GapSpec::Eiger),
+            "eiger2-id01" => Ok(GapSpec::Eiger2Id01),
             t => match t.split_once(':') {
                 Some(("line", w)) => Ok(GapSpec::Line(width(w)?)),
                 Some(("cross", w)) => Ok(GapSpec::Cross(width(w)?)),
@@ -85,6 +93,8 @@ impl fmt::Display for GapSpec {
             GapSpec::Cross(w) => write!(f, "cross:{w}"),
             GapSpec::Maxipix => write!(f, "maxipix"),
             GapSpec::Eiger2 => write!(f, "eiger2"),
+            GapSpec::Eiger => write!(f, "eiger"),
+            GapSpec::Eiger2Id01 => write!(f, "eiger2-id01"),
         }
     }
 }
@@ -132,6 +142,37 @@ impl Detector {
             frame: [4 * 512 + 3 * 38, 2 * 1028 + 12],
             row_gaps: (1..4).map(|k| (k * 512 + (k - 1) * 38, k * 550)).collect(),
             col_gaps: vec![(1028, 1040)],
+        }
+    }
+
+    /// EIGER (1) 4M: 4 x 2 modules of 514 x 1030, 37 rows / 10 columns between modules.
+    pub fn eiger() -> Self {
+        Detector {
+            frame: [4 * 514 + 3 * 37, 2 * 1030 + 10],
+            row_gaps: (1..4).map(|k| (k * 514 + (k - 1) * 37, k * 551)).collect(),
+            col_gaps: vec![(1030, 1040)],
+        }
+    }
+
+    /// The EIGER2 M 2M of ESRF ID01 as its frames are stored (2164 x 1030): 4-px seams between
+    /// chips at columns 255, 513 and 771, and 41-row gaps between modules at rows 511, 1061
+    /// and 1611.
+    pub fn eiger2_id01() -> Self {
+        Detector {
+            frame: [2164, 1030],
+            row_gaps: vec![(511, 552), (1061, 1102), (1611, 1652)],
+            col_gaps: vec![(255, 259), (513, 517), (771, 775)],
+        }
+    }
+
+    /// The detector of a frame layout (`None` for the synthetic line / cross gaps).
+    pub fn of(spec: &GapSpec) -> Option<Self> {
+        match spec {
+            GapSpec::Maxipix => Some(Detector::maxipix()),
+            GapSpec::Eiger2 => Some(Detector::eiger2()),
+            GapSpec::Eiger => Some(Detector::eiger()),
+            GapSpec::Eiger2Id01 => Some(Detector::eiger2_id01()),
+            GapSpec::None | GapSpec::Line(_) | GapSpec::Cross(_) => None,
         }
     }
 
@@ -202,12 +243,8 @@ pub fn detector_plane(
             pos = [rs as i32, cs as i32];
             width = [w as i32, w as i32];
         }
-        GapSpec::Maxipix | GapSpec::Eiger2 => {
-            let det = if *spec == GapSpec::Maxipix {
-                Detector::maxipix()
-            } else {
-                Detector::eiger2()
-            };
+        GapSpec::Maxipix | GapSpec::Eiger2 | GapSpec::Eiger | GapSpec::Eiger2Id01 => {
+            let det = Detector::of(spec).ok_or_else(|| Error::arg("gap", "gap", "no detector"))?;
             let rg = det.row_gaps[rng.random_range(0..det.row_gaps.len())];
             let cg = det.col_gaps[rng.random_range(0..det.col_gaps.len())];
             let q = (size / 4) as i64;
@@ -250,4 +287,62 @@ pub fn make_mask(spec: &GapSpec, dim: usize, size: usize, rng: &mut impl Rng) ->
         }
     };
     Ok(GapMask { mask, pos, width })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn every_layout_parses_and_prints_back() {
+        for s in [
+            "none",
+            "line:6",
+            "cross:3",
+            "maxipix",
+            "eiger",
+            "eiger2",
+            "eiger2-id01",
+        ] {
+            let g: GapSpec = s.parse().unwrap();
+            assert_eq!(g.to_string(), s);
+        }
+        assert!("eiger3".parse::<GapSpec>().is_err());
+        assert!("line:0".parse::<GapSpec>().is_err());
+    }
+
+    #[test]
+    fn detector_frames_match_the_published_layouts() {
+        let e = Detector::eiger();
+        assert_eq!(e.frame, [2167, 2070]);
+        assert!(e.row_gaps.iter().all(|(a, b)| b - a == 37));
+        assert!(e.col_gaps.iter().all(|(a, b)| b - a == 10));
+        let e2 = Detector::eiger2();
+        assert_eq!(e2.frame, [2162, 2068]);
+        assert!(e2.row_gaps.iter().all(|(a, b)| b - a == 38));
+        let id01 = Detector::eiger2_id01();
+        assert!(id01.is_gap(530, 10) && id01.is_gap(10, 257) && !id01.is_gap(10, 260));
+        assert!(id01.col_gaps.iter().all(|(a, b)| b - a == 4));
+        assert!(id01.row_gaps.iter().all(|(a, b)| b - a == 41));
+    }
+
+    #[test]
+    fn id01_masks_show_seams_and_module_gaps() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..20 {
+            let (m, pos, width) = detector_plane(&GapSpec::Eiger2Id01, 64, &mut rng).unwrap();
+            assert_eq!(width, [41, 4]);
+            // Full masked rows and columns are exactly the bands that fall inside the array.
+            let full_rows = (0..64)
+                .filter(|&r| m.row(r).iter().all(|&v| v == 1))
+                .count();
+            let full_cols = (0..64)
+                .filter(|&c| m.column(c).iter().all(|&v| v == 1))
+                .count();
+            let inside = |p: i32, w: i32| ((p + w).min(64) - p.max(0)).max(0) as usize;
+            assert_eq!(full_rows, inside(pos[0], 41));
+            assert_eq!(full_cols, inside(pos[1], 4));
+        }
+    }
 }
