@@ -87,6 +87,11 @@ pub struct PhaseArgs {
     /// Poisson confidence interval of the projection (in amplitude standard deviations; 0 off).
     #[arg(long, default_value_t = 0.0)]
     pub confidence: f32,
+    /// Share (0..1) of the cycles, at the start of each run, during which the masked voxels
+    /// are constrained to a gap-filled copy of the data (log-linear fill) instead of left
+    /// free; 0: free throughout. Used when the gap holds signal; CPU only.
+    #[arg(long, default_value_t = 0.0)]
+    pub gap_prior: f32,
     /// Fraction of pixels withheld for the free LLK.
     #[arg(long, default_value_t = 0.05)]
     pub free_fraction: f32,
@@ -356,6 +361,7 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
         keep: args.keep.min(args.runs),
         seed: args.seed,
         predicted_support: args.start_support_threshold,
+        gap_prior: args.gap_prior,
         ..Options::default()
     };
     let total = options.chain.total_cycles() as u64;

@@ -209,6 +209,12 @@ pub struct Options {
     /// wave, blurred (1 px) and thresholded at this fraction of its maximum; 0 keeps the
     /// autocorrelation support.
     pub predicted_support: f32,
+    /// Share (0..1) of the cycles at the start of each run during which masked voxels are
+    /// constrained to the gap-filled copy of the data (the support hint: a log-linear fill, or
+    /// the fill given with [`Problem::with_support_hint`]) instead of being free; 0 leaves them
+    /// free throughout. Only used when the problem has a hint (a gap holding signal) and on
+    /// the CPU.
+    pub gap_prior: f32,
 }
 
 impl Default for Options {
@@ -225,6 +231,7 @@ impl Default for Options {
             keep: 1,
             seed: 0,
             predicted_support: PREDICTED_SUPPORT_THRESHOLD,
+            gap_prior: 0.0,
         }
     }
 }
@@ -306,6 +313,9 @@ pub struct Phaser {
     sw: support::ShrinkWrapBuffers,
     options: Options,
     device: Option<Box<opencl::DevicePhaser>>,
+    /// Data and mask with the masked voxels replaced by the gap-filled copy (see
+    /// [`Options::gap_prior`]).
+    prior: Option<(Vec<f32>, Vec<u8>)>,
 }
 
 impl Phaser {
@@ -339,6 +349,13 @@ impl Phaser {
                 "phasing",
                 "autocorrelation threshold",
                 format!("{} not in (0, 1)", options.autocorrelation_threshold),
+            ));
+        }
+        if !(0.0..=1.0).contains(&options.gap_prior) {
+            return Err(Error::arg(
+                "phasing",
+                "gap prior",
+                format!("{} not in [0, 1]", options.gap_prior),
             ));
         }
         if !(0.0..1.0).contains(&options.predicted_support) {
@@ -390,7 +407,22 @@ impl Phaser {
             }
             None => measured,
         };
+        let prior = match &problem.support_hint {
+            Some(filled) if options.gap_prior > 0.0 => {
+                let mut iobs = problem.iobs.clone();
+                let mut pmask = mask.clone();
+                for ((i, m), &f) in iobs.iter_mut().zip(pmask.iter_mut()).zip(filled) {
+                    if *m == kernels::MASKED {
+                        *i = f;
+                        *m = kernels::OBSERVED;
+                    }
+                }
+                Some((iobs, pmask))
+            }
+            _ => None,
+        };
         Ok(Phaser {
+            prior,
             shape,
             plan,
             iobs: problem.iobs.clone(),
@@ -696,6 +728,18 @@ impl Phaser {
         }
     }
 
+    /// Puts the measured data and mask back after cycles on the gap prior (no-op otherwise).
+    fn restore_data(&mut self) {
+        if let Some(prior) = &mut self.prior {
+            if self.mask.iter().all(|&m| m != kernels::MASKED)
+                && prior.1.iter().any(|&m| m == kernels::MASKED)
+            {
+                std::mem::swap(&mut self.iobs, &mut prior.0);
+                std::mem::swap(&mut self.mask, &mut prior.1);
+            }
+        }
+    }
+
     /// Runs the whole chain from `start`; `progress(done, total)` is called after each cycle.
     pub fn run(
         &mut self,
@@ -711,7 +755,24 @@ impl Phaser {
         self.walk(|a, s| plan.push((a, s)));
         let mut done = 0usize;
         let mut sw_done = 0usize;
+        // Early cycles on the gap-filled data (CPU only), then the gap is freed.
+        let prior_cycles = match (&mut self.prior, &self.device) {
+            (Some(prior), None) => {
+                std::mem::swap(&mut self.iobs, &mut prior.0);
+                std::mem::swap(&mut self.mask, &mut prior.1);
+                (self.options.gap_prior as f64 * total as f64).round() as usize
+            }
+            _ => 0,
+        };
+        let mut prior_on = prior_cycles > 0;
+        if !prior_on {
+            self.restore_data();
+        }
         for (algorithm, sup) in plan {
+            if prior_on && done >= prior_cycles {
+                self.restore_data();
+                prior_on = false;
+            }
             if let Some(a) = algorithm {
                 self.cycle(a)?;
                 done += 1;
@@ -728,6 +789,9 @@ impl Phaser {
                 self.shrink_wrap(sigma)?;
                 sw_done += 1;
             }
+        }
+        if prior_on {
+            self.restore_data();
         }
         let sums = self.llk()?;
         self.sync()?;
