@@ -41,7 +41,7 @@ pub fn object_figure(object: &ArrayD<Complex32>, title: &str) -> Result<Figure> 
             Panel::new(named("modulus", &s.plane), s.data, Colormap::Sequential)
                 .axes(s.extent, &s.x_label, &s.y_label)
                 .range(0.0, 1.0)
-                .bar_label("|ρ| / max"),
+                .bar_label("modulus / max"),
         );
     }
     for s in central_slices(&phase, &[1.0], "px")? {

@@ -173,7 +173,7 @@ pub fn select<T: Clone>(
 
 /// Selects the item matching `shape`: the array itself if it already has that shape, else the
 /// batch item `index` (default 0).
-pub(crate) fn select_like<T: Clone>(
+fn select_like<T: Clone>(
     a: ArrayD<T>,
     shape: &[usize],
     index: Option<usize>,

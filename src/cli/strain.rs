@@ -1,7 +1,7 @@
 //! `bragg strain`: displacement and strain along the Bragg vector `q` from a reconstruction
 //! (see [`crate::phasing::strain`]), written as .npz or CXI, with an optional figure.
 
-use super::phase::{read_complex, read_real, select, select_like};
+use super::phase::{read_complex, read_real, select};
 use crate::data::arrays::{ArrayFile, ArrayWriter};
 use crate::phasing::strain::{self, StrainOptions, DEFAULT_MODULUS_THRESHOLD};
 use crate::{Error, Result};
@@ -132,7 +132,22 @@ pub fn run(args: &StrainArgs) -> Result<()> {
     };
     let support: ArrayD<u8> = match &support_key {
         Some(k) => {
-            select_like(read_real(path, k)?, &shape, index, path, k)?.mapv(|v| u8::from(v != 0.0))
+            let s = read_real(path, k)?;
+            let s = if s.shape() == shape.as_slice() {
+                s
+            } else {
+                select(s, Some(index.unwrap_or(0)), path, k)?
+            };
+            if s.shape() != shape.as_slice() {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "key `{k}`: support shape {:?} does not match the object {shape:?}",
+                        s.shape()
+                    ),
+                ));
+            }
+            s.mapv(|v| u8::from(v != 0.0))
         }
         None => ArrayD::ones(shape.clone()),
     };

@@ -470,7 +470,8 @@ fn abs_quantile(v: &ArrayD<f32>, mask: &ArrayD<u8>, p: f64) -> f32 {
 
 /// Writes a figure of the central slices (three orthogonal ones for a volume) of the modulus,
 /// phase (wrapped, cyclic colours), displacement and strain (diverging colours, symmetric
-/// around 0; the strain range is the 99th percentile of |strain|) at `path` (PNG), axes in nm.
+/// around 0, ranges up to the 99th percentile of the absolute values, so that a few noisy
+/// voxels at the support's edge do not wash the bulk out) at `path` (PNG), axes in nm.
 pub fn write_figure(path: &std::path::Path, field: &StrainField, title: &str) -> Result<()> {
     use crate::plot::{central_slices, Colormap, Figure, Panel};
     let masked = |a: &ArrayD<f32>, f: &dyn Fn(f32) -> f32| {
@@ -487,7 +488,7 @@ pub fn write_figure(path: &std::path::Path, field: &StrainField, title: &str) ->
     let phase = masked(&field.phase, &|v| wrap(v as f64) as f32);
     let u = masked(&field.displacement, &|v| v);
     let e = masked(&field.strain, &|v| v);
-    let u_lim = abs_quantile(&field.displacement, &field.support, 1.0).max(1e-6);
+    let u_lim = abs_quantile(&field.displacement, &field.support, 0.99).max(1e-6);
     let e_lim = abs_quantile(&field.strain, &field.support, 0.99).max(1e-6);
     let rows: [(&str, &ArrayD<f32>, Colormap, f32, f32, &str); 4] = [
         (
@@ -496,7 +497,7 @@ pub fn write_figure(path: &std::path::Path, field: &StrainField, title: &str) ->
             Colormap::Sequential,
             0.0,
             1.0,
-            "|ρ| / max",
+            "modulus / max",
         ),
         (
             "phase",
