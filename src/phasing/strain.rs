@@ -490,7 +490,8 @@ pub fn write_figure(path: &std::path::Path, field: &StrainField, title: &str) ->
     let e = masked(&field.strain, &|v| v);
     let u_lim = abs_quantile(&field.displacement, &field.support, 0.99).max(1e-6);
     let e_lim = abs_quantile(&field.strain, &field.support, 0.99).max(1e-6);
-    let rows: [(&str, &ArrayD<f32>, Colormap, f32, f32, &str); 4] = [
+    type Row<'a> = (&'a str, &'a ArrayD<f32>, Colormap, f32, f32, &'a str);
+    let rows: [Row; 4] = [
         (
             "modulus",
             &modulus,
@@ -644,8 +645,8 @@ mod tests {
             ..StrainOptions::default()
         };
         let g = displacement_and_strain_with(&obj, &sup, &voxel, &q, &opts).unwrap();
-        for d in 0..3 {
-            assert!((g.ramp[d] - e * q[d]).abs() < 1e-5 * qn, "{:?}", g.ramp);
+        for (r, qd) in g.ramp.iter().zip(&q) {
+            assert!((r - e * qd).abs() < 1e-5 * qn, "{:?}", g.ramp);
         }
         assert!(
             g.strain.iter().all(|s| s.abs() < 1e-5),

@@ -111,6 +111,8 @@ pub struct Panel {
     pub bar: bool,
     /// Colour-bar ticks; `None` for round values chosen automatically.
     pub bar_ticks: Option<Vec<Tick>>,
+    /// Whether to draw axis ticks and tick labels.
+    pub axes: bool,
 }
 
 impl Panel {
@@ -130,6 +132,7 @@ impl Panel {
             bar_label: String::new(),
             bar: true,
             bar_ticks: None,
+            axes: true,
         }
     }
 
@@ -156,6 +159,14 @@ impl Panel {
     /// Uses the given colour-bar ticks.
     pub fn bar_ticks(mut self, ticks: Vec<Tick>) -> Panel {
         self.bar_ticks = Some(ticks);
+        self
+    }
+
+    /// Draws no axis ticks, tick labels or axis labels (a bare framed image).
+    pub fn no_axes(mut self) -> Panel {
+        self.axes = false;
+        self.x_label.clear();
+        self.y_label.clear();
         self
     }
 
@@ -256,12 +267,20 @@ impl Figure {
         let y_ticks_w = self
             .panels
             .iter()
+            .filter(|p| p.axes)
             .flat_map(|p| nice_ticks(p.extent[2], p.extent[3], 4))
             .map(|t| text_width(&t.label, SMALL))
             .max()
             .unwrap_or(0);
         let any_y_label = self.panels.iter().any(|p| !p.y_label.is_empty());
-        let left = 10 + if any_y_label { th + 8 } else { 0 } + y_ticks_w + 6 + TICK_LEN as u32;
+        let any_axes = self.panels.iter().any(|p| p.axes);
+        let left = 10
+            + if any_y_label { th + 8 } else { 0 }
+            + if any_axes {
+                y_ticks_w + 6 + TICK_LEN as u32
+            } else {
+                0
+            };
         let bar_ticks_w = self
             .panels
             .iter()
@@ -287,7 +306,12 @@ impl Figure {
         let w = body.max(title_w + 20);
         let top = 8 + th + 8;
         let any_x_label = self.panels.iter().any(|p| !p.x_label.is_empty());
-        let bottom = TICK_LEN as u32 + 4 + th + if any_x_label { 6 + th } else { 0 } + 12;
+        let bottom = if any_axes {
+            TICK_LEN as u32 + 4 + th
+        } else {
+            0
+        } + if any_x_label { 6 + th } else { 0 }
+            + 12;
         Cell {
             w,
             h: top + self.panel_size + bottom,
@@ -375,8 +399,9 @@ impl Figure {
             }
         }
         c.rect(ix - 1, iy - 1, iw + 2, ih + 2, INK);
+        let ticks = |a: f64, b: f64| if p.axes { nice_ticks(a, b, 4) } else { vec![] };
         // Horizontal axis.
-        for t in nice_ticks(left, right, 4) {
+        for t in ticks(left, right) {
             let x = ix + ((t.value - left) / (right - left) * iw as f64).round() as i64;
             for d in 0..TICK_LEN {
                 c.put(x, iy + ih as i64 + 1 + d, INK);
@@ -402,7 +427,7 @@ impl Figure {
         }
         // Vertical axis.
         let mut label_left = ix;
-        for t in nice_ticks(top, bottom, 4) {
+        for t in ticks(top, bottom) {
             let y = iy + ((t.value - top) / (bottom - top) * ih as f64).round() as i64;
             for d in 0..TICK_LEN {
                 c.put(ix - 2 - d, y, INK);
