@@ -262,18 +262,18 @@ impl Figure {
         self.panels.push(p);
     }
 
-    fn cell(&self) -> Cell {
+    /// The layout of a cell holding any of `panels` (one column of the grid).
+    fn cell(&self, panels: &[&Panel]) -> Cell {
         let th = text_height(SMALL);
-        let y_ticks_w = self
-            .panels
+        let y_ticks_w = panels
             .iter()
             .filter(|p| p.axes)
             .flat_map(|p| nice_ticks(p.extent[2], p.extent[3], 4))
             .map(|t| text_width(&t.label, SMALL))
             .max()
             .unwrap_or(0);
-        let any_y_label = self.panels.iter().any(|p| !p.y_label.is_empty());
-        let any_axes = self.panels.iter().any(|p| p.axes);
+        let any_y_label = panels.iter().any(|p| !p.y_label.is_empty());
+        let any_axes = panels.iter().any(|p| p.axes);
         let left = 10
             + if any_y_label { th + 8 } else { 0 }
             + if any_axes {
@@ -281,23 +281,21 @@ impl Figure {
             } else {
                 0
             };
-        let bar_ticks_w = self
-            .panels
+        let bar_ticks_w = panels
             .iter()
             .filter(|p| p.bar)
             .flat_map(|p| p.bar_tick_list())
             .map(|t| text_width(&t.label, SMALL))
             .max()
             .unwrap_or(0);
-        let any_bar = self.panels.iter().any(|p| p.bar);
-        let any_bar_label = self.panels.iter().any(|p| p.bar && !p.bar_label.is_empty());
+        let any_bar = panels.iter().any(|p| p.bar);
+        let any_bar_label = panels.iter().any(|p| p.bar && !p.bar_label.is_empty());
         let right = if any_bar {
             14 + BAR_W + TICK_LEN as u32 + 4 + bar_ticks_w + if any_bar_label { 8 + th } else { 0 }
         } else {
             0
         } + 14;
-        let title_w = self
-            .panels
+        let title_w = panels
             .iter()
             .map(|p| text_width(&p.title, SMALL))
             .max()
@@ -305,7 +303,7 @@ impl Figure {
         let body = left + self.panel_size + right;
         let w = body.max(title_w + 20);
         let top = 8 + th + 8;
-        let any_x_label = self.panels.iter().any(|p| !p.x_label.is_empty());
+        let any_x_label = panels.iter().any(|p| !p.x_label.is_empty());
         let bottom = if any_axes {
             TICK_LEN as u32 + 4 + th
         } else {
@@ -345,27 +343,34 @@ impl Figure {
                 ));
             }
         }
-        let cell = self.cell();
         let cols = self.columns.min(self.panels.len());
         let rows = self.panels.len().div_ceil(cols);
+        // Each column is as wide as its own panels need; all rows are equally tall.
+        let cells: Vec<Cell> = (0..cols)
+            .map(|c| {
+                let column: Vec<&Panel> = self.panels.iter().skip(c).step_by(cols).collect();
+                self.cell(&column)
+            })
+            .collect();
+        let cell_h = cells.iter().map(|c| c.h).max().unwrap_or(0);
         let title_h = if self.title.is_empty() {
             6
         } else {
             text_height(LARGE) + 20
         };
-        let grid_w = cell.w * cols as u32;
+        let grid_w: u32 = cells.iter().map(|c| c.w).sum();
         let width = grid_w
             .max(MIN_WIDTH)
             .max(text_width(&self.title, LARGE) + 24);
-        let height = title_h + cell.h * rows as u32;
+        let height = title_h + cell_h * rows as u32;
         let mut c = Canvas::new(width, height);
         c.text(width as i64 / 2, 12, &self.title, LARGE, Align::Centre, INK);
         let x_off = (width - grid_w) / 2;
         for (k, p) in self.panels.iter().enumerate() {
             let (r, col) = (k / cols, k % cols);
-            let x0 = (x_off + col as u32 * cell.w) as i64;
-            let y0 = (title_h + r as u32 * cell.h) as i64;
-            self.draw_panel(&mut c, p, x0, y0, &cell);
+            let x0 = (x_off + cells[..col].iter().map(|c| c.w).sum::<u32>()) as i64;
+            let y0 = (title_h + r as u32 * cell_h) as i64;
+            self.draw_panel(&mut c, p, x0, y0, &cells[col]);
         }
         Ok(c)
     }
@@ -381,8 +386,12 @@ impl Figure {
         // Centre the image in its square box.
         let ix = x0 + cell.img_x as i64 + (self.panel_size - iw) as i64 / 2;
         let iy = y0 + cell.img_y as i64 + (self.panel_size - ih) as i64 / 2;
+        // The title centred over the image, kept inside the cell.
+        let tw = text_width(&p.title, SMALL) as i64;
+        let lo = x0 + tw / 2 + 4;
+        let hi = (x0 + cell.w as i64 - tw / 2 - 4).max(lo);
         c.text(
-            x0 + cell.w as i64 / 2,
+            (ix + iw as i64 / 2).clamp(lo, hi),
             iy - th - 8,
             &p.title,
             SMALL,
@@ -531,10 +540,11 @@ mod tests {
         let path = dir.path().join("sub/fig.png");
         fig.save(&path).unwrap();
         let img = image::open(&path).unwrap().to_rgb8();
-        let cell = fig.cell();
+        let col0: Vec<&Panel> = vec![&fig.panels[0], &fig.panels[2]];
+        let (c0, c1) = (fig.cell(&col0), fig.cell(&[&fig.panels[1]]));
         assert!(img.width() >= MIN_WIDTH);
-        assert_eq!(img.width(), (2 * cell.w).max(MIN_WIDTH));
-        assert_eq!(img.height(), text_height(LARGE) + 20 + 2 * cell.h);
+        assert_eq!(img.width(), (c0.w + c1.w).max(MIN_WIDTH));
+        assert_eq!(img.height(), text_height(LARGE) + 20 + 2 * c0.h.max(c1.h));
         // Non-trivial: many distinct colours and plenty of ink.
         let distinct: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
         assert!(distinct.len() > 100, "{} colours", distinct.len());
