@@ -24,6 +24,7 @@ pub mod nn;
 pub mod ops;
 pub mod phasenet;
 pub mod phasing;
+pub mod plot;
 pub mod sim;
 pub mod tensor;
 pub mod train;

@@ -50,20 +50,18 @@ pub fn write_figures(
         }
         rows.push(row);
     }
-    let zoom = if data.pattern_shape()[data.pattern_shape().len() - 1] <= 32 {
-        2
-    } else {
-        1
-    };
     let path = dir.join("examples.png");
-    figures::write_grid(&path, &rows, zoom)?;
+    let mut columns = vec!["truth".to_string(), "input (gap 0)".to_string()];
     let mut legend = String::from("columns: truth, input (gap at 0)");
     for (name, _) in &preds.methods {
         if name != "zero" {
             legend.push_str(", ");
             legend.push_str(name);
+            columns.push(name.clone());
         }
     }
+    let title = format!("gap inpainting: {} test patterns, one per row", rows.len());
+    figures::write_labelled_grid(&path, &title, &columns, &rows)?;
     legend.push_str("\ncolour: normalised log(I+1), viridis-like map, 0 dark to 1 yellow\n");
     crate::nn::io::write_atomic(&dir.join("examples.txt"), legend.as_bytes())?;
     Ok(path)

@@ -1,85 +1,88 @@
-//! PNG figures of complex objects: central slices of modulus and phase.
+//! The labelled figure of a complex object written by `bragg phase --figures`: central slices
+//! (three orthogonal ones for a volume) of the modulus and the phase, with axes and colour bars.
 
-use crate::{Error, Result};
-use ndarray::{ArrayD, Axis, Ix2};
+use crate::plot::{central_slices, Colormap, Figure, Panel};
+use crate::Result;
+use ndarray::ArrayD;
 use num_complex::Complex32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// A simple perceptual-ish ramp (black - purple - orange - yellow) for moduli in [0, 1].
-fn modulus_colour(t: f32) -> [u8; 3] {
-    let t = t.clamp(0.0, 1.0);
-    let stops = [
-        [0.0, 0.0, 0.02],
-        [0.35, 0.05, 0.5],
-        [0.85, 0.3, 0.3],
-        [0.99, 0.7, 0.1],
-        [1.0, 1.0, 0.75],
-    ];
-    let x = t * (stops.len() - 1) as f32;
-    let i = (x.floor() as usize).min(stops.len() - 2);
-    let f = x - i as f32;
-    let c = |k: usize| ((stops[i][k] * (1.0 - f) + stops[i + 1][k] * f) * 255.0) as u8;
-    [c(0), c(1), c(2)]
-}
+/// Fraction of the maximum modulus below which the phase is not drawn (it is noise there).
+const PHASE_LEVEL: f32 = 0.1;
 
-/// Cyclic hue for a phase in radians, dimmed by `v` in [0, 1].
-fn phase_colour(phi: f32, v: f32) -> [u8; 3] {
-    let h = (phi.rem_euclid(std::f32::consts::TAU)) / std::f32::consts::TAU * 6.0;
-    let x = 1.0 - ((h % 2.0) - 1.0).abs();
-    let (r, g, b) = match h as u32 {
-        0 => (1.0, x, 0.0),
-        1 => (x, 1.0, 0.0),
-        2 => (0.0, 1.0, x),
-        3 => (0.0, x, 1.0),
-        4 => (x, 0.0, 1.0),
-        _ => (1.0, 0.0, x),
-    };
-    let v = v.clamp(0.0, 1.0) * 255.0;
-    [(r * v) as u8, (g * v) as u8, (b * v) as u8]
-}
-
-/// Writes `modulus_axis{a}.png` and `phase_axis{a}.png` (central slice across each axis for 3D,
-/// the array itself for 2D) into `dir`. The phase is shown where the modulus exceeds 10% of max.
-pub fn write_slices(dir: &Path, object: &ArrayD<Complex32>) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+/// Draws the central slices of `object`'s modulus (relative to its maximum) and phase (where
+/// the modulus exceeds 10% of the maximum) with pixel axes, titled `title`.
+pub fn object_figure(object: &ArrayD<Complex32>, title: &str) -> Result<Figure> {
     let max = object
         .iter()
         .map(|v| v.norm())
         .fold(0.0f32, f32::max)
         .max(1e-30);
-    let slices: Vec<(usize, ArrayD<Complex32>)> = if object.ndim() == 3 {
-        (0..3)
-            .map(|a| {
-                (
-                    a,
-                    object.index_axis(Axis(a), object.shape()[a] / 2).to_owned(),
-                )
-            })
-            .collect()
-    } else {
-        vec![(0, object.clone())]
+    let modulus = object.mapv(|v| v.norm() / max);
+    let phase = object.mapv(|v| {
+        if v.norm() > PHASE_LEVEL * max {
+            v.arg()
+        } else {
+            f32::NAN
+        }
+    });
+    let pi = std::f32::consts::PI;
+    let mod_slices = central_slices(&modulus, &[1.0], "px")?;
+    let mut fig = Figure::new(title, mod_slices.len().max(2));
+    let named = |name: &str, plane: &str| {
+        if plane.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name} ({plane})")
+        }
     };
-    for (axis, s) in slices {
-        let s = s
-            .into_dimensionality::<Ix2>()
-            .map_err(|e| Error::Msg(format!("figures: {e}")))?;
-        let (h, w) = s.dim();
-        let mut modimg = image::RgbImage::new(w as u32, h as u32);
-        let mut phimg = image::RgbImage::new(w as u32, h as u32);
-        for ((y, x), v) in s.indexed_iter() {
-            let m = v.norm() / max;
-            modimg.put_pixel(x as u32, y as u32, image::Rgb(modulus_colour(m)));
-            let c = if m > 0.1 {
-                phase_colour(v.arg(), 1.0)
-            } else {
-                [0, 0, 0]
-            };
-            phimg.put_pixel(x as u32, y as u32, image::Rgb(c));
-        }
-        for (name, img) in [("modulus", &modimg), ("phase", &phimg)] {
-            let p = dir.join(format!("{name}_axis{axis}.png"));
-            crate::data::io::write_png(&p, img)?;
-        }
+    for s in mod_slices {
+        fig.push(
+            Panel::new(named("modulus", &s.plane), s.data, Colormap::Sequential)
+                .axes(s.extent, &s.x_label, &s.y_label)
+                .range(0.0, 1.0)
+                .bar_label("modulus / max"),
+        );
     }
-    Ok(())
+    for s in central_slices(&phase, &[1.0], "px")? {
+        fig.push(
+            Panel::new(named("phase", &s.plane), s.data, Colormap::Cyclic)
+                .axes(s.extent, &s.x_label, &s.y_label)
+                .range(-pi, pi)
+                .bar_ticks(Panel::phase_ticks())
+                .bar_label("φ (rad)"),
+        );
+    }
+    Ok(fig)
+}
+
+/// Writes `slices.png` (see [`object_figure`]) into `dir` and returns its path.
+pub fn write_slices(dir: &Path, object: &ArrayD<Complex32>) -> Result<PathBuf> {
+    let path = dir.join("slices.png");
+    let title = format!("best run: {:?} array", object.shape());
+    object_figure(object, &title)?.save(&path)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::IxDyn;
+
+    #[test]
+    fn slices_figure_of_a_volume_and_an_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let vol = ArrayD::from_shape_fn(IxDyn(&[24, 24, 24]), |i| {
+            let r2 = (0..3).map(|d| (i[d] as f32 - 12.0).powi(2)).sum::<f32>();
+            Complex32::from_polar(f32::from(u8::from(r2 < 64.0)), 0.3 * i[2] as f32)
+        });
+        let p = write_slices(&dir.path().join("v"), &vol).unwrap();
+        let img = image::open(&p).unwrap().to_rgb8();
+        assert!(img.width() >= 512, "{:?}", img.dimensions());
+        assert_eq!(object_figure(&vol, "t").unwrap().panels.len(), 6);
+        let im = vol.index_axis(ndarray::Axis(0), 12).to_owned();
+        let p = write_slices(&dir.path().join("i"), &im).unwrap();
+        assert!(image::open(&p).unwrap().width() >= 512);
+        assert_eq!(object_figure(&im, "t").unwrap().panels.len(), 2);
+    }
 }

@@ -9,6 +9,7 @@ pub mod inpaint;
 pub mod patches;
 pub mod phasing_study;
 pub mod simulate;
+pub mod strain;
 pub mod train;
 pub mod train_gap3d;
 pub mod train_phasenet;
@@ -58,6 +59,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Iterative phase retrieval (ER/HIO/RAAR chains, shrink-wrap, several runs).
     Phase(phase::PhaseArgs),
+    /// Displacement and strain along the Bragg vector from a reconstruction.
+    Strain(strain::StrainArgs),
     /// Compare a reconstruction with the true object after removing the ambiguities.
     Compare(compare::CompareArgs),
     /// Random starts against phasing-network starts on held-out strained crystals.
@@ -107,6 +110,7 @@ pub fn run() -> crate::Result<()> {
         Command::Inpaint(args) => inpaint::run(&args, &device_from(spec)?),
         Command::Demo(args) => demo::run(&args, &device_from(spec)?),
         Command::Phase(args) => phase::run(&args, &device_from(spec)?),
+        Command::Strain(args) => strain::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::PhasingStudy(args) => phasing_study::run(&args, &device_from(spec)?),
         Command::Patches(args) => patches::run(&args),

@@ -118,7 +118,8 @@ pub struct PhaseArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Write PNG central slices (modulus, phase) of the best run into this folder.
+    /// Write `slices.png` into this folder: labelled central slices of the best run's modulus
+    /// and phase, with colour bars.
     #[arg(long)]
     pub figures: Option<PathBuf>,
 }

@@ -82,3 +82,63 @@ pub fn write_grid(path: &Path, rows: &[Vec<ArrayD<f32>>], zoom: u32) -> Result<(
     }
     crate::data::io::write_png(path, &img)
 }
+
+/// Writes a labelled grid of patterns: `rows[r][c]` (2-D, or the central slice along axis 0
+/// of a volume) at row `r`, column `c`, each panel titled `columns[c]`, all on the colour
+/// range 0..1 of the normalised `log(I+1)`, with a colour bar at the end of each row and the
+/// figure `title` on top.
+pub fn write_labelled_grid(
+    path: &Path,
+    title: &str,
+    columns: &[String],
+    rows: &[Vec<ArrayD<f32>>],
+) -> Result<()> {
+    use crate::plot::{Colormap, Figure, Panel};
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    if n == 0 {
+        return Err(Error::arg("figure", "rows", "nothing to draw"));
+    }
+    let mut fig = Figure::new(title, n);
+    fig.panel_size = 160;
+    for row in rows {
+        for c in 0..n {
+            let name = columns.get(c).cloned().unwrap_or_default();
+            let data = match row.get(c) {
+                Some(a) => slice2d(a)?,
+                None => ndarray::Array2::from_elem((1, 1), f32::NAN),
+            };
+            let mut p = Panel::new(name, data, Colormap::Sequential)
+                .no_axes()
+                .range(0.0, 1.0)
+                .bar_label("log(I+1), norm.");
+            if c + 1 < n {
+                p = p.no_bar();
+            }
+            fig.push(p);
+        }
+    }
+    fig.save(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::IxDyn;
+
+    #[test]
+    fn labelled_grid_has_titles_and_a_bar() {
+        let a = ArrayD::from_shape_fn(IxDyn(&[32, 32]), |i| (i[0] + i[1]) as f32 / 62.0);
+        let rows = vec![vec![a.clone(), a.clone(), a.clone()], vec![a.clone(), a]];
+        let cols: Vec<String> = ["truth", "input", "unet"].map(String::from).to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("grid.png");
+        write_labelled_grid(&p, "examples", &cols, &rows).unwrap();
+        let img = image::open(&p).unwrap().to_rgb8();
+        assert!(
+            img.width() >= 512 && img.height() > 2 * 160,
+            "{:?}",
+            img.dimensions()
+        );
+        assert!(write_labelled_grid(&p, "none", &cols, &[]).is_err());
+    }
+}

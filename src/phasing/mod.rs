@@ -31,6 +31,7 @@ pub mod kernels;
 pub mod opencl;
 pub mod post;
 mod spread;
+pub mod strain;
 pub mod support;
 
 pub use chain::{Chain, Op};
