@@ -236,3 +236,27 @@ fn tune() {
         );
     }
 }
+
+#[test]
+fn gap_prior_recovers_and_frees_the_gap_again() {
+    let truth = object(&[64, 64], &[11.0, 8.0]);
+    // A gap next to the peak (columns 35..41 with the peak at 32), holding signal.
+    let mask = ArrayD::from_shape_fn(IxDyn(&[64, 64]), |i| u8::from((35..41).contains(&i[1])));
+    let problem = Problem::from_centred(&intensity(&truth), Some(&mask)).unwrap();
+    let o = Options {
+        gap_prior: 0.3,
+        ..opts_keep_all("RAAR**600,ER**200", 4)
+    };
+    let mut phaser = phasing::Phaser::new(&problem, &o).unwrap();
+    let run = phaser.run(0, &Start::Random, 3, &mut |_, _| {}).unwrap();
+    // After the run the gap is free again, so the final LLK ignores the prior.
+    assert!(phaser.mask().contains(&kernels::MASKED));
+    assert!(run.llk.is_finite());
+    let runs = phasing::phase(&problem, &o, &Start::Random, &mut |_, _, _| {}).unwrap();
+    check(&truth, &runs, 0.15, 0.3);
+    let bad = Options {
+        gap_prior: 1.5,
+        ..o.clone()
+    };
+    assert!(phasing::Phaser::new(&problem, &bad).is_err());
+}

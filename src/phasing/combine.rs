@@ -335,7 +335,7 @@ mod tests {
         // A run stuck elsewhere: the right modulus with scrambled phases.
         let scrambled: Vec<Complex32> = truth
             .iter()
-            .map(|z| z * Complex32::from_polar(1.0, rng.random::<f32>() * 6.283))
+            .map(|z| z * Complex32::from_polar(1.0, rng.random::<f32>() * std::f32::consts::TAU))
             .collect();
         with_outlier.push(run(6, scrambled, &shape));
         let c2 = combine(&with_outlier).unwrap();

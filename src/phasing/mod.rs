@@ -732,8 +732,7 @@ impl Phaser {
     /// Puts the measured data and mask back after cycles on the gap prior (no-op otherwise).
     fn restore_data(&mut self) {
         if let Some(prior) = &mut self.prior {
-            if self.mask.iter().all(|&m| m != kernels::MASKED)
-                && prior.1.iter().any(|&m| m == kernels::MASKED)
+            if self.mask.iter().all(|&m| m != kernels::MASKED) && prior.1.contains(&kernels::MASKED)
             {
                 std::mem::swap(&mut self.iobs, &mut prior.0);
                 std::mem::swap(&mut self.mask, &mut prior.1);
