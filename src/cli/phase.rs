@@ -105,7 +105,7 @@ pub struct PhaseArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// With `--keep` >= 2, also write the combination of the kept (aligned) runs: `average`
-    /// (the mean of those within a complex error of 0.3 of the best) and `average_support`
+    /// (the mean of those within a complex error of 0.15 of the best) and `average_support`
     /// (voxels in at least half of their supports), `mode`
     /// (their first mode), `mode_fraction` (its share of the runs' power) and
     /// `error_to_average`. `none` writes only the runs.
