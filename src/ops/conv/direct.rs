@@ -22,6 +22,7 @@
 //! of [`super::cpu`] runs.
 
 use super::im2col::Plan;
+use crate::ops::alloc::Scratch;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -154,11 +155,11 @@ impl Layout {
 }
 
 /// The zero-padded copy of `batch` samples of `x` (`[batch, C, input...]`), `[batch, C, D', H', W']`.
-fn pad_input(x: &[f32], plan: &Plan, lay: &Layout, batch: usize) -> Vec<f32> {
+fn pad_input(x: &[f32], plan: &Plan, lay: &Layout, batch: usize) -> Scratch {
     let [id, ih, iw] = plan.input;
     let [dp, hp, wp] = lay.padded;
     let s = plan.in_len();
-    let mut xp = crate::ops::alloc::zeroed(batch * plan.channels * lay.cs);
+    let mut xp = Scratch::take(batch * plan.channels * lay.cs);
     let [pz, py, px] = plan.pad;
     // valid W' range of every row
     let lo = px.clamp(0, wp as isize) as usize;
@@ -170,17 +171,19 @@ fn pad_input(x: &[f32], plan: &Plan, lay: &Layout, batch: usize) -> Vec<f32> {
                 let z = zp as isize - pz;
                 for yp in 0..hp {
                     let y = yp as isize - py;
-                    if z < 0 || z >= id as isize || y < 0 || y >= ih as isize || lo == hi {
-                        continue; // stays zero
-                    }
                     let row = &mut dst[(zp * hp + yp) * wp..][..wp];
+                    if z < 0 || z >= id as isize || y < 0 || y >= ih as isize || lo == hi {
+                        row.fill(0.0);
+                        continue;
+                    }
                     let line = &src[(z as usize * ih + y as usize) * iw..][..iw];
                     let off = (lo as isize - px) as usize;
+                    row[..lo].fill(0.0);
                     row[lo..hi].copy_from_slice(&line[off..off + hi - lo]);
+                    row[hi..].fill(0.0);
                 }
             }
         });
-    debug_assert_eq!(xp.len(), batch * plan.channels * dp * hp * wp);
     xp
 }
 
@@ -264,18 +267,24 @@ fn forward_impl(
         bp[..out_channels].copy_from_slice(&bias[..out_channels]);
     }
     let xp = pad_input(x, plan, &lay, batch);
-    let mut grid_buf = if lay.grid {
-        crate::ops::alloc::zeroed(batch * out_channels * lay.out_cs)
+    // every grid element the crop reads is written by a slot
+    let mut grid_buf = Scratch::take(if lay.grid {
+        batch * out_channels * lay.out_cs
     } else {
-        Vec::new()
+        0
+    });
+    let out = if lay.grid {
+        &mut grid_buf[..]
+    } else {
+        &mut y[..]
     };
-    let out = if lay.grid { &mut grid_buf[..] } else { &mut y[..] };
     let out_ptr = SharedMut(out.as_mut_ptr());
     let nchunks = lay.slots.len().div_ceil(FWD_TASK_SLOTS);
     let ocs = lay.out_cs;
     (0..batch * nchunks).into_par_iter().for_each(|task| {
         let (n, ch) = (task / nchunks, task % nchunks);
-        let slots = &lay.slots[ch * FWD_TASK_SLOTS..((ch + 1) * FWD_TASK_SLOTS).min(lay.slots.len())];
+        let slots =
+            &lay.slots[ch * FWD_TASK_SLOTS..((ch + 1) * FWD_TASK_SLOTS).min(lay.slots.len())];
         let xn = &xp[n * c * lay.cs..(n + 1) * c * lay.cs];
         for b in 0..nb {
             let ov = (out_channels - b * ob).min(ob);
@@ -457,12 +466,13 @@ fn backward_weight_impl(
     let gsrc: &[f32] = if lay.grid {
         let [od, oh, ow] = plan.output;
         let wpd = lay.padded[2];
-        let mut g = crate::ops::alloc::zeroed(batch * o * lay.out_cs);
+        let mut g = Scratch::take(batch * o * lay.out_cs);
         g.par_chunks_mut(lay.out_cs)
             .zip(gy.par_chunks(p))
             .for_each(|(dst, src)| {
                 for r in 0..od * oh {
                     dst[r * wpd..r * wpd + ow].copy_from_slice(&src[r * ow..(r + 1) * ow]);
+                    dst[r * wpd + ow..(r + 1) * wpd].fill(0.0);
                 }
             });
         gyg = g;
@@ -526,7 +536,7 @@ unsafe fn bw_unit_avx512(
         let goff: [usize; BW_OB] = std::array::from_fn(|j| (o0 + j).min(o - 1) * ocs);
         for r0 in (0..rows).step_by(BW_TB) {
             let xoff: [usize; BW_TB] = std::array::from_fn(|j| ctoff[(r0 + j).min(rows - 1)]);
-            let sums = bw_kernel::<BW_OB, BW_TB>(xn.as_ptr(), gn.as_ptr(), &goff, &xoff, slots);
+            let sums = bw_kernel(xn.as_ptr(), gn.as_ptr(), &goff, &xoff, slots);
             for (j, row) in sums.iter().enumerate().take(o - o0) {
                 let dst = &mut acc[(o0 + j) * rows + r0..];
                 for (k, v) in row.iter().enumerate().take(rows - r0) {
@@ -550,38 +560,124 @@ unsafe fn bw_unit_avx512(
     unreachable!("the direct path is only enabled on x86-64 with AVX-512F")
 }
 
-/// `OB` gradient rows x `TB` (channel, tap) pairs summed over `slots`, then across lanes.
+/// 4 gradient rows x 6 (channel, tap) pairs summed over `slots`, then across lanes. Written
+/// out register by register (generated): the array form made LLVM spill accumulators.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn bw_kernel<const OB: usize, const TB: usize>(
+#[inline(never)]
+unsafe fn bw_kernel(
     xn: *const f32,
     gn: *const f32,
-    goff: &[usize; OB],
-    xoff: &[usize; TB],
+    goff: &[usize; BW_OB],
+    xoff: &[usize; BW_TB],
     slots: &[Slot],
-) -> [[f32; TB]; OB] {
+) -> [[f32; BW_TB]; BW_OB] {
     use std::arch::x86_64::*;
-    let mut acc: [[__m512; TB]; OB] = [[_mm512_setzero_ps(); TB]; OB];
-    let gb: [*const f32; OB] = std::array::from_fn(|j| gn.add(goff[j]));
-    let xb: [*const f32; TB] = std::array::from_fn(|j| xn.add(xoff[j]));
+    let g0p = gn.add(goff[0]);
+    let g1p = gn.add(goff[1]);
+    let g2p = gn.add(goff[2]);
+    let g3p = gn.add(goff[3]);
+    let x0p = xn.add(xoff[0]);
+    let x1p = xn.add(xoff[1]);
+    let x2p = xn.add(xoff[2]);
+    let x3p = xn.add(xoff[3]);
+    let x4p = xn.add(xoff[4]);
+    let x5p = xn.add(xoff[5]);
+    let mut a00 = _mm512_setzero_ps();
+    let mut a01 = _mm512_setzero_ps();
+    let mut a02 = _mm512_setzero_ps();
+    let mut a03 = _mm512_setzero_ps();
+    let mut a04 = _mm512_setzero_ps();
+    let mut a05 = _mm512_setzero_ps();
+    let mut a10 = _mm512_setzero_ps();
+    let mut a11 = _mm512_setzero_ps();
+    let mut a12 = _mm512_setzero_ps();
+    let mut a13 = _mm512_setzero_ps();
+    let mut a14 = _mm512_setzero_ps();
+    let mut a15 = _mm512_setzero_ps();
+    let mut a20 = _mm512_setzero_ps();
+    let mut a21 = _mm512_setzero_ps();
+    let mut a22 = _mm512_setzero_ps();
+    let mut a23 = _mm512_setzero_ps();
+    let mut a24 = _mm512_setzero_ps();
+    let mut a25 = _mm512_setzero_ps();
+    let mut a30 = _mm512_setzero_ps();
+    let mut a31 = _mm512_setzero_ps();
+    let mut a32 = _mm512_setzero_ps();
+    let mut a33 = _mm512_setzero_ps();
+    let mut a34 = _mm512_setzero_ps();
+    let mut a35 = _mm512_setzero_ps();
     for s in slots {
         let m = s.mask;
-        let g: [__m512; OB] = std::array::from_fn(|j| _mm512_maskz_loadu_ps(m, gb[j].add(s.out)));
-        for (k, &xk) in xb.iter().enumerate() {
-            let xv = _mm512_maskz_loadu_ps(m, xk.add(s.inp));
-            for (row, &gj) in acc.iter_mut().zip(g.iter()) {
-                row[k] = _mm512_fmadd_ps(gj, xv, row[k]);
-            }
-        }
+        let g0 = _mm512_maskz_loadu_ps(m, g0p.add(s.out));
+        let g1 = _mm512_maskz_loadu_ps(m, g1p.add(s.out));
+        let g2 = _mm512_maskz_loadu_ps(m, g2p.add(s.out));
+        let g3 = _mm512_maskz_loadu_ps(m, g3p.add(s.out));
+        let x = _mm512_maskz_loadu_ps(m, x0p.add(s.inp));
+        a00 = _mm512_fmadd_ps(g0, x, a00);
+        a10 = _mm512_fmadd_ps(g1, x, a10);
+        a20 = _mm512_fmadd_ps(g2, x, a20);
+        a30 = _mm512_fmadd_ps(g3, x, a30);
+        let x = _mm512_maskz_loadu_ps(m, x1p.add(s.inp));
+        a01 = _mm512_fmadd_ps(g0, x, a01);
+        a11 = _mm512_fmadd_ps(g1, x, a11);
+        a21 = _mm512_fmadd_ps(g2, x, a21);
+        a31 = _mm512_fmadd_ps(g3, x, a31);
+        let x = _mm512_maskz_loadu_ps(m, x2p.add(s.inp));
+        a02 = _mm512_fmadd_ps(g0, x, a02);
+        a12 = _mm512_fmadd_ps(g1, x, a12);
+        a22 = _mm512_fmadd_ps(g2, x, a22);
+        a32 = _mm512_fmadd_ps(g3, x, a32);
+        let x = _mm512_maskz_loadu_ps(m, x3p.add(s.inp));
+        a03 = _mm512_fmadd_ps(g0, x, a03);
+        a13 = _mm512_fmadd_ps(g1, x, a13);
+        a23 = _mm512_fmadd_ps(g2, x, a23);
+        a33 = _mm512_fmadd_ps(g3, x, a33);
+        let x = _mm512_maskz_loadu_ps(m, x4p.add(s.inp));
+        a04 = _mm512_fmadd_ps(g0, x, a04);
+        a14 = _mm512_fmadd_ps(g1, x, a14);
+        a24 = _mm512_fmadd_ps(g2, x, a24);
+        a34 = _mm512_fmadd_ps(g3, x, a34);
+        let x = _mm512_maskz_loadu_ps(m, x5p.add(s.inp));
+        a05 = _mm512_fmadd_ps(g0, x, a05);
+        a15 = _mm512_fmadd_ps(g1, x, a15);
+        a25 = _mm512_fmadd_ps(g2, x, a25);
+        a35 = _mm512_fmadd_ps(g3, x, a35);
     }
-    let mut out = [[0.0f32; TB]; OB];
-    for (dst, row) in out.iter_mut().zip(acc.iter()) {
-        for (d, a) in dst.iter_mut().zip(row.iter()) {
-            *d = _mm512_reduce_add_ps(*a);
-        }
-    }
-    out
+    [
+        [
+            _mm512_reduce_add_ps(a00),
+            _mm512_reduce_add_ps(a01),
+            _mm512_reduce_add_ps(a02),
+            _mm512_reduce_add_ps(a03),
+            _mm512_reduce_add_ps(a04),
+            _mm512_reduce_add_ps(a05),
+        ],
+        [
+            _mm512_reduce_add_ps(a10),
+            _mm512_reduce_add_ps(a11),
+            _mm512_reduce_add_ps(a12),
+            _mm512_reduce_add_ps(a13),
+            _mm512_reduce_add_ps(a14),
+            _mm512_reduce_add_ps(a15),
+        ],
+        [
+            _mm512_reduce_add_ps(a20),
+            _mm512_reduce_add_ps(a21),
+            _mm512_reduce_add_ps(a22),
+            _mm512_reduce_add_ps(a23),
+            _mm512_reduce_add_ps(a24),
+            _mm512_reduce_add_ps(a25),
+        ],
+        [
+            _mm512_reduce_add_ps(a30),
+            _mm512_reduce_add_ps(a31),
+            _mm512_reduce_add_ps(a32),
+            _mm512_reduce_add_ps(a33),
+            _mm512_reduce_add_ps(a34),
+            _mm512_reduce_add_ps(a35),
+        ],
+    ]
 }
 
 #[cfg(test)]
@@ -599,7 +695,10 @@ mod tests {
         assert_eq!(got.len(), want.len(), "{what} {g:?}");
         let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         for (i, (a, b)) in got.iter().zip(want).enumerate() {
-            assert!((a - b).abs() <= 1e-4 * scale, "{what} [{i}]: {a} vs {b}, {g:?}");
+            assert!(
+                (a - b).abs() <= 1e-4 * scale,
+                "{what} [{i}]: {a} vs {b}, {g:?}"
+            );
         }
     }
 
@@ -615,35 +714,50 @@ mod tests {
         let gy = rand_vec(rng, g.output_len());
         let plan = Plan::of(g);
         let mut y = vec![f32::NAN; g.output_len()];
-        let ran = forward_impl(&x, &w, Some(&b), &plan, g.batch, g.out_channels, &mut y, true);
+        let ran = forward_impl(
+            &x,
+            &w,
+            Some(&b),
+            &plan,
+            g.batch,
+            g.out_channels,
+            &mut y,
+            true,
+        );
         if !ran {
             assert!(plan.is_identity() || g.stride != [1, 1, 1], "{g:?}");
             return;
         }
         close("forward", g, &y, &reference::forward(&x, &w, Some(&b), g));
         let gw = backward_weight_impl(&x, &gy, &plan, g.batch, g.out_channels, true).unwrap();
-        close("backward_weight", g, &gw, &reference::backward_weight(&x, &gy, g));
+        close(
+            "backward_weight",
+            g,
+            &gw,
+            &reference::backward_weight(&x, &gy, g),
+        );
     }
 
     #[test]
     fn direct_matches_reference_on_odd_shapes() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let cases: &[([usize; 3], [usize; 3], [usize; 3], usize, usize)] = &[
-            ([1, 1, 37], [1, 1, 3], [1, 1, 1], 3, 5),   // 1-D, W not a multiple of 16
-            ([1, 9, 13], [1, 3, 3], [1, 2, 1], 5, 7),   // 2-D, grid layout, dilation
+            ([1, 1, 37], [1, 1, 3], [1, 1, 1], 3, 5), // 1-D, W not a multiple of 16
+            ([1, 9, 13], [1, 3, 3], [1, 2, 1], 5, 7), // 2-D, grid layout, dilation
             ([1, 20, 33], [1, 2, 4], [1, 1, 3], 17, 9), // 2-D, even kernels
-            ([5, 6, 7], [3, 3, 3], [1, 1, 1], 3, 13),   // 3-D small: grid
-            ([6, 5, 18], [2, 3, 2], [2, 1, 3], 4, 1),   // rows with a masked tail, O = 1
-            ([4, 4, 4], [2, 2, 2], [1, 1, 1], 19, 6),   // U-Net bottom sizes
-            ([8, 8, 8], [3, 3, 3], [4, 4, 4], 2, 10),   // dilation larger than the volume/2
+            ([5, 6, 7], [3, 3, 3], [1, 1, 1], 3, 13), // 3-D small: grid
+            ([6, 5, 18], [2, 3, 2], [2, 1, 3], 4, 1), // rows with a masked tail, O = 1
+            ([4, 4, 4], [2, 2, 2], [1, 1, 1], 19, 6), // U-Net bottom sizes
+            ([8, 8, 8], [3, 3, 3], [4, 4, 4], 2, 10), // dilation larger than the volume/2
             ([3, 17, 32], [3, 3, 3], [1, 1, 1], 33, 24),
         ];
         for &(input, kernel, dilation, c, o) in cases {
             for batch in [1, 3] {
-                let g = ConvGeometry::same("t", batch, c, o, input, kernel, dilation, [1; 3])
-                    .unwrap();
+                let g =
+                    ConvGeometry::same("t", batch, c, o, input, kernel, dilation, [1; 3]).unwrap();
                 check(&g, &mut rng);
-                if let Ok(v) = ConvGeometry::valid("t", batch, c, o, input, kernel, dilation, [1; 3])
+                if let Ok(v) =
+                    ConvGeometry::valid("t", batch, c, o, input, kernel, dilation, [1; 3])
                 {
                     check(&v, &mut rng);
                 }
