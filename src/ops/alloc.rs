@@ -10,12 +10,69 @@
 /// Buffers from this size (bytes) on get the huge-page advice.
 const HUGE_MIN_BYTES: usize = 4 << 20;
 
-/// A zero-filled vector of `len` floats.
+/// A zero-filled vector of `len` floats: a recycled buffer of that exact size when the pool
+/// holds one (zeroed with a memset), else a fresh one.
 pub(crate) fn zeroed(len: usize) -> Vec<f32> {
-    tune_allocator();
+    if let Some(mut v) = reuse(len) {
+        v.fill(0.0);
+        return v;
+    }
     let mut v = vec![0.0f32; len];
     advise_huge(&mut v);
     v
+}
+
+/// Smallest buffer (floats) the output pool keeps: 1 MiB.
+const RECYCLE_MIN: usize = 1 << 18;
+
+/// Default bound of the output pool, MiB (`BRAGG_CPU_POOL_MB` overrides; 0 turns it off).
+const RECYCLE_DEFAULT_MB: usize = 768;
+
+/// Freed CPU tensor buffers by exact length, oldest first, and their total size in floats.
+///
+/// glibc hands blocks over its mmap threshold back to the kernel on free, so a training step
+/// that frees and reallocates its activations paid a page fault and a kernel page clear per
+/// 4 KiB every step (about 15-20% of the CPU time of the conv3d and patch-model cases).
+/// Buffers of a step have the same sizes every step, so exact-length reuse hits.
+static RECYCLED: std::sync::Mutex<(Vec<Vec<f32>>, usize)> = std::sync::Mutex::new((Vec::new(), 0));
+
+fn recycle_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let mb = std::env::var("BRAGG_CPU_POOL_MB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(RECYCLE_DEFAULT_MB);
+        mb << 18
+    })
+}
+
+/// Keeps a freed tensor buffer for reuse by [`zeroed`] (large buffers only, within the bound;
+/// the oldest buffers are dropped first).
+pub(crate) fn recycle(v: Vec<f32>) {
+    let len = v.len();
+    let limit = recycle_limit();
+    if len < RECYCLE_MIN || len > limit || v.capacity() != len {
+        return;
+    }
+    let mut pool = RECYCLED.lock().unwrap_or_else(|e| e.into_inner());
+    pool.1 += len;
+    pool.0.push(v);
+    while pool.1 > limit {
+        let old = pool.0.remove(0);
+        pool.1 -= old.len();
+    }
+}
+
+fn reuse(len: usize) -> Option<Vec<f32>> {
+    if len < RECYCLE_MIN {
+        return None;
+    }
+    let mut pool = RECYCLED.lock().unwrap_or_else(|e| e.into_inner());
+    let i = pool.0.iter().rposition(|v| v.len() == len)?;
+    let v = pool.0.remove(i);
+    pool.1 -= v.len();
+    Some(v)
 }
 
 #[cfg(target_os = "linux")]
@@ -38,29 +95,6 @@ fn advise_huge(v: &mut [f32]) {
 
 #[cfg(not(target_os = "linux"))]
 fn advise_huge(_: &mut [f32]) {}
-
-/// Keeps freed tensor buffers in the process heap instead of handing them back to the kernel.
-///
-/// glibc serves blocks above its mmap threshold with fresh mappings and unmaps them on free, so
-/// a training step that frees and reallocates its activations paid a page fault and a kernel
-/// page clear per 4 KiB every step (13% of the CPU time of the patch-model step). Raising the
-/// mmap threshold to its maximum (32 MiB on 64-bit) and the trim threshold to 1 GiB lets those
-/// blocks be recycled (a user-space memset when zeroed). Done once, on the first CPU kernel
-/// output; `BRAGG_MALLOC_TUNE=0` leaves the allocator alone. Only on Linux with glibc.
-fn tune_allocator() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if std::env::var("BRAGG_MALLOC_TUNE").is_ok_and(|v| v == "0") {
-            return;
-        }
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: mallopt only changes allocator parameters; a rejected value is ignored.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-        }
-    });
-}
 
 /// Most buffers the scratch pool keeps.
 const POOL_BUFFERS: usize = 6;

@@ -560,8 +560,10 @@ unsafe fn bw_unit_avx512(
     unreachable!("the direct path is only enabled on x86-64 with AVX-512F")
 }
 
-/// 4 gradient rows x 6 (channel, tap) pairs summed over `slots`, then across lanes. Written
-/// out register by register (generated): the array form made LLVM spill accumulators.
+/// 4 gradient rows x 6 (channel, tap) pairs summed over `slots` (at least one), then across
+/// lanes. Written out register by register (generated), and the accumulators start from the
+/// first slot's products rather than zero: with the array form or zero-initialised
+/// accumulators LLVM kept them in zmm0-15 and spilled a third of them to the stack.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline(never)]
@@ -573,6 +575,9 @@ unsafe fn bw_kernel(
     slots: &[Slot],
 ) -> [[f32; BW_TB]; BW_OB] {
     use std::arch::x86_64::*;
+    let Some((first, rest)) = slots.split_first() else {
+        return [[0.0; BW_TB]; BW_OB];
+    };
     let g0p = gn.add(goff[0]);
     let g1p = gn.add(goff[1]);
     let g2p = gn.add(goff[2]);
@@ -583,31 +588,42 @@ unsafe fn bw_kernel(
     let x3p = xn.add(xoff[3]);
     let x4p = xn.add(xoff[4]);
     let x5p = xn.add(xoff[5]);
-    let mut a00 = _mm512_setzero_ps();
-    let mut a01 = _mm512_setzero_ps();
-    let mut a02 = _mm512_setzero_ps();
-    let mut a03 = _mm512_setzero_ps();
-    let mut a04 = _mm512_setzero_ps();
-    let mut a05 = _mm512_setzero_ps();
-    let mut a10 = _mm512_setzero_ps();
-    let mut a11 = _mm512_setzero_ps();
-    let mut a12 = _mm512_setzero_ps();
-    let mut a13 = _mm512_setzero_ps();
-    let mut a14 = _mm512_setzero_ps();
-    let mut a15 = _mm512_setzero_ps();
-    let mut a20 = _mm512_setzero_ps();
-    let mut a21 = _mm512_setzero_ps();
-    let mut a22 = _mm512_setzero_ps();
-    let mut a23 = _mm512_setzero_ps();
-    let mut a24 = _mm512_setzero_ps();
-    let mut a25 = _mm512_setzero_ps();
-    let mut a30 = _mm512_setzero_ps();
-    let mut a31 = _mm512_setzero_ps();
-    let mut a32 = _mm512_setzero_ps();
-    let mut a33 = _mm512_setzero_ps();
-    let mut a34 = _mm512_setzero_ps();
-    let mut a35 = _mm512_setzero_ps();
-    for s in slots {
+    let m = first.mask;
+    let g0 = _mm512_maskz_loadu_ps(m, g0p.add(first.out));
+    let g1 = _mm512_maskz_loadu_ps(m, g1p.add(first.out));
+    let g2 = _mm512_maskz_loadu_ps(m, g2p.add(first.out));
+    let g3 = _mm512_maskz_loadu_ps(m, g3p.add(first.out));
+    let x = _mm512_maskz_loadu_ps(m, x0p.add(first.inp));
+    let mut a00 = _mm512_mul_ps(g0, x);
+    let mut a10 = _mm512_mul_ps(g1, x);
+    let mut a20 = _mm512_mul_ps(g2, x);
+    let mut a30 = _mm512_mul_ps(g3, x);
+    let x = _mm512_maskz_loadu_ps(m, x1p.add(first.inp));
+    let mut a01 = _mm512_mul_ps(g0, x);
+    let mut a11 = _mm512_mul_ps(g1, x);
+    let mut a21 = _mm512_mul_ps(g2, x);
+    let mut a31 = _mm512_mul_ps(g3, x);
+    let x = _mm512_maskz_loadu_ps(m, x2p.add(first.inp));
+    let mut a02 = _mm512_mul_ps(g0, x);
+    let mut a12 = _mm512_mul_ps(g1, x);
+    let mut a22 = _mm512_mul_ps(g2, x);
+    let mut a32 = _mm512_mul_ps(g3, x);
+    let x = _mm512_maskz_loadu_ps(m, x3p.add(first.inp));
+    let mut a03 = _mm512_mul_ps(g0, x);
+    let mut a13 = _mm512_mul_ps(g1, x);
+    let mut a23 = _mm512_mul_ps(g2, x);
+    let mut a33 = _mm512_mul_ps(g3, x);
+    let x = _mm512_maskz_loadu_ps(m, x4p.add(first.inp));
+    let mut a04 = _mm512_mul_ps(g0, x);
+    let mut a14 = _mm512_mul_ps(g1, x);
+    let mut a24 = _mm512_mul_ps(g2, x);
+    let mut a34 = _mm512_mul_ps(g3, x);
+    let x = _mm512_maskz_loadu_ps(m, x5p.add(first.inp));
+    let mut a05 = _mm512_mul_ps(g0, x);
+    let mut a15 = _mm512_mul_ps(g1, x);
+    let mut a25 = _mm512_mul_ps(g2, x);
+    let mut a35 = _mm512_mul_ps(g3, x);
+    for s in rest {
         let m = s.mask;
         let g0 = _mm512_maskz_loadu_ps(m, g0p.add(s.out));
         let g1 = _mm512_maskz_loadu_ps(m, g1p.add(s.out));
