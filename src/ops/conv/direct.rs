@@ -757,7 +757,9 @@ mod tests {
     #[test]
     fn direct_matches_reference_on_odd_shapes() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let cases: &[([usize; 3], [usize; 3], [usize; 3], usize, usize)] = &[
+        // (input, kernel, dilation, in channels, out channels)
+        type Case = ([usize; 3], [usize; 3], [usize; 3], usize, usize);
+        let cases: &[Case] = &[
             ([1, 1, 37], [1, 1, 3], [1, 1, 1], 3, 5), // 1-D, W not a multiple of 16
             ([1, 9, 13], [1, 3, 3], [1, 2, 1], 5, 7), // 2-D, grid layout, dilation
             ([1, 20, 33], [1, 2, 4], [1, 1, 3], 17, 9), // 2-D, even kernels
