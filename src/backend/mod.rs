@@ -27,6 +27,16 @@ pub enum Storage {
     OpenCl(opencl::ClBuffer),
 }
 
+impl Drop for Storage {
+    /// Large host buffers go back to the CPU buffer pool ([`crate::ops::alloc`]) so that the
+    /// next kernel output of the same size skips the page faults of a fresh mapping.
+    fn drop(&mut self) {
+        if let Storage::Cpu(v) = self {
+            crate::ops::alloc::recycle(std::mem::take(v));
+        }
+    }
+}
+
 impl Storage {
     /// Number of f32 elements.
     pub fn len(&self) -> usize {

@@ -10,11 +10,69 @@
 /// Buffers from this size (bytes) on get the huge-page advice.
 const HUGE_MIN_BYTES: usize = 4 << 20;
 
-/// A zero-filled vector of `len` floats.
+/// A zero-filled vector of `len` floats: a recycled buffer of that exact size when the pool
+/// holds one (zeroed with a memset), else a fresh one.
 pub(crate) fn zeroed(len: usize) -> Vec<f32> {
+    if let Some(mut v) = reuse(len) {
+        v.fill(0.0);
+        return v;
+    }
     let mut v = vec![0.0f32; len];
     advise_huge(&mut v);
     v
+}
+
+/// Smallest buffer (floats) the output pool keeps: 1 MiB.
+const RECYCLE_MIN: usize = 1 << 18;
+
+/// Default bound of the output pool, MiB (`BRAGG_CPU_POOL_MB` overrides; 0 turns it off).
+const RECYCLE_DEFAULT_MB: usize = 768;
+
+/// Freed CPU tensor buffers by exact length, oldest first, and their total size in floats.
+///
+/// glibc hands blocks over its mmap threshold back to the kernel on free, so a training step
+/// that frees and reallocates its activations paid a page fault and a kernel page clear per
+/// 4 KiB every step (about 15-20% of the CPU time of the conv3d and patch-model cases).
+/// Buffers of a step have the same sizes every step, so exact-length reuse hits.
+static RECYCLED: std::sync::Mutex<(Vec<Vec<f32>>, usize)> = std::sync::Mutex::new((Vec::new(), 0));
+
+fn recycle_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let mb = std::env::var("BRAGG_CPU_POOL_MB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(RECYCLE_DEFAULT_MB);
+        mb << 18
+    })
+}
+
+/// Keeps a freed tensor buffer for reuse by [`zeroed`] (large buffers only, within the bound;
+/// the oldest buffers are dropped first).
+pub(crate) fn recycle(v: Vec<f32>) {
+    let len = v.len();
+    let limit = recycle_limit();
+    if len < RECYCLE_MIN || len > limit || v.capacity() != len {
+        return;
+    }
+    let mut pool = RECYCLED.lock().unwrap_or_else(|e| e.into_inner());
+    pool.1 += len;
+    pool.0.push(v);
+    while pool.1 > limit {
+        let old = pool.0.remove(0);
+        pool.1 -= old.len();
+    }
+}
+
+fn reuse(len: usize) -> Option<Vec<f32>> {
+    if len < RECYCLE_MIN {
+        return None;
+    }
+    let mut pool = RECYCLED.lock().unwrap_or_else(|e| e.into_inner());
+    let i = pool.0.iter().rposition(|v| v.len() == len)?;
+    let v = pool.0.remove(i);
+    pool.1 -= v.len();
+    Some(v)
 }
 
 #[cfg(target_os = "linux")]
@@ -37,3 +95,73 @@ fn advise_huge(v: &mut [f32]) {
 
 #[cfg(not(target_os = "linux"))]
 fn advise_huge(_: &mut [f32]) {}
+
+/// Most buffers the scratch pool keeps.
+const POOL_BUFFERS: usize = 6;
+
+static POOL: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+
+/// A reusable temporary buffer of a CPU kernel (padded inputs and the like), returned to a
+/// small process-wide pool on drop so that the next call skips the allocation and its page
+/// faults. Its contents are unspecified (left over from earlier use): callers write every
+/// element they later read.
+pub(crate) struct Scratch(Vec<f32>);
+
+impl Scratch {
+    /// A buffer of exactly `len` floats.
+    pub(crate) fn take(len: usize) -> Scratch {
+        let found = {
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            let best = pool
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.capacity() >= len)
+                .min_by_key(|(_, v)| v.capacity())
+                .map(|(i, _)| i);
+            best.map(|i| pool.swap_remove(i))
+        };
+        let mut v = found.unwrap_or_else(|| {
+            let mut v = Vec::new();
+            v.reserve_exact(len);
+            v
+        });
+        if v.len() >= len {
+            v.truncate(len);
+        } else {
+            v.resize(len, 0.0);
+        }
+        Scratch(v)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        pool.push(v);
+        if pool.len() > POOL_BUFFERS {
+            // drop the smallest
+            if let Some(i) = pool
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, v)| v.capacity())
+                .map(|(i, _)| i)
+            {
+                pool.swap_remove(i);
+            }
+        }
+    }
+}

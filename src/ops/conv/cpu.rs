@@ -139,6 +139,9 @@ fn forward_plan(
     if p == 0 || out_channels == 0 || batch == 0 {
         return;
     }
+    if super::direct::forward(x, wmat, bias, plan, batch, out_channels, y) {
+        return;
+    }
     let tile = plan.tile_len(TILE_BUDGET);
     let ntiles = p.div_ceil(tile);
     let identity = plan.is_identity();
@@ -295,6 +298,9 @@ pub fn backward_weight(x: &[f32], gy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let wlen = o * rows;
     if wlen == 0 || p == 0 || g.batch == 0 {
         return vec![0.0; wlen];
+    }
+    if let Some(gw) = super::direct::backward_weight(x, gy, &plan, g.batch, o) {
+        return gw;
     }
     let (xs, ys) = (plan.channels * s, o * p);
     let mut tile = plan.tile_len(WEIGHT_TILE_BUDGET);

@@ -5,6 +5,7 @@
 //! deep-learning framework's "convolution": `y[o, p] = b[o] + sum_{c,k} w[o, c, k] x[c, p*s + k*d - pad]`.
 
 pub mod cpu;
+pub(crate) mod direct;
 pub(crate) mod im2col;
 pub mod opencl;
 pub mod reference;
