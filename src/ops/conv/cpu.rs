@@ -35,12 +35,12 @@ const WEIGHT_PARTIALS_BUDGET: usize = 1 << 23;
 
 /// A raw pointer that tasks writing disjoint parts of one buffer can share.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+pub(super) struct SharedMut(pub(super) *mut f32);
 // SAFETY: only used by tasks that write provably disjoint index ranges.
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 impl SharedMut {
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }

@@ -21,6 +21,7 @@
 //! and the slots keep at least half their lanes busy; otherwise the tiled im2col + GEMM path
 //! of [`super::cpu`] runs.
 
+use super::cpu::SharedMut;
 use super::im2col::Plan;
 use crate::ops::alloc::Scratch;
 use rayon::prelude::*;
@@ -199,18 +200,6 @@ fn forward_block(o: usize) -> usize {
         }
     }
     best.0
-}
-
-/// A raw pointer shared by tasks that write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-// SAFETY: only used by tasks that write provably disjoint index ranges.
-unsafe impl Send for SharedMut {}
-unsafe impl Sync for SharedMut {}
-impl SharedMut {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// Direct forward convolution `y[n, o, p] = b[o] + sum_r wmat[o, r] col_n[r, p]` (the product
