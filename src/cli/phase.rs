@@ -92,6 +92,20 @@ pub struct PhaseArgs {
     /// free; 0: free throughout. Used when the gap holds signal; CPU only.
     #[arg(long, default_value_t = 0.0)]
     pub gap_prior: f32,
+    /// Partial coherence: estimate a point-spread function of the intensity, starting from a
+    /// Gaussian of this FWHM (voxels), refined by Richardson-Lucy steps; written as `psf`.
+    /// Advised for measured synchrotron data. The cycles then run on the CPU.
+    #[arg(long)]
+    pub psf: Option<f32>,
+    /// Share of the cycles run before the PSF is switched on (with `--psf`).
+    #[arg(long, default_value_t = 0.0)]
+    pub psf_start: f32,
+    /// Cycles between two updates of the PSF (with `--psf`; 0 keeps it fixed).
+    #[arg(long, default_value_t = 20)]
+    pub psf_period: usize,
+    /// Richardson-Lucy steps per update of the PSF (with `--psf`).
+    #[arg(long, default_value_t = 10)]
+    pub psf_steps: usize,
     /// Fraction of pixels withheld for the free LLK.
     #[arg(long, default_value_t = 0.05)]
     pub free_fraction: f32,
@@ -363,8 +377,17 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
         seed: args.seed,
         predicted_support: args.start_support_threshold,
         gap_prior: args.gap_prior,
+        psf: args.psf.map(|fwhm| phasing::PsfOptions {
+            fwhm,
+            start: args.psf_start,
+            period: args.psf_period,
+            steps: args.psf_steps,
+        }),
         ..Options::default()
     };
+    if options.psf.is_some() && device.opencl_backend().is_some() {
+        eprintln!("note: phasing with a PSF runs on the CPU");
+    }
     let total = options.chain.total_cycles() as u64;
     let mut bar: Option<(usize, indicatif::ProgressBar)> = None;
     let style = indicatif::ProgressStyle::with_template(
@@ -440,6 +463,9 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
             npz.add("llk", &llk.into_dyn())?;
             npz.add("free_llk", &free_llk.into_dyn())?;
             npz.add("run", &run_index.into_dyn())?;
+            if let Some(psf) = &runs[0].psf {
+                npz.add("psf", psf)?;
+            }
             if let (Some(c), Some((average, support, mode))) = (&combined, &combined_arrays) {
                 npz.add("average", average)?;
                 npz.add("average_support", support)?;

@@ -21,6 +21,11 @@ pub struct TrainPhasenetArgs {
     /// cropped to their central grid at inference.
     #[arg(long, default_value_t = 32)]
     pub size: usize,
+    /// Simulate the training crystals on this larger grid and keep the central `--size` grid
+    /// of each pattern, as a larger measured array is cropped at inference (0: simulate on
+    /// `--size` directly).
+    #[arg(long, default_value_t = 0)]
+    pub simulate_size: usize,
     /// Total optimiser steps.
     #[arg(long, default_value_t = 10_000)]
     pub steps: usize,
@@ -80,6 +85,7 @@ pub fn run(args: &TrainPhasenetArgs, device: &Device) -> Result<()> {
     };
     cfg.recipe.dim = args.dim;
     cfg.recipe.size = args.size;
+    cfg.recipe.simulate_size = args.simulate_size;
     cfg.recipe.photons = args.photons;
     cfg.recipe.oversampling = args.oversampling;
     cfg.steps = args.steps;

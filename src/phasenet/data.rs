@@ -21,8 +21,12 @@ use std::f64::consts::PI;
 pub struct PhaseRecipe {
     /// 2 or 3 dimensions.
     pub dim: usize,
-    /// Array side of the simulated patterns (the network's grid).
+    /// The network's grid: side of the training patterns.
     pub size: usize,
+    /// Side of the simulated patterns when larger than `size`: crystals are simulated on this
+    /// grid and the central `size` grid of their intensity and label is kept, exactly as a
+    /// larger measured array is cropped at inference (0: simulate on `size` directly).
+    pub simulate_size: usize,
     /// Maximum photon count per pattern (drawn log-uniformly).
     pub photons: Range,
     /// Linear oversampling per axis.
@@ -61,6 +65,7 @@ impl Default for PhaseRecipe {
         PhaseRecipe {
             dim: 3,
             size: 32,
+            simulate_size: 0,
             photons: Range { min: 1e5, max: 1e9 },
             oversampling: Range { min: 2.0, max: 4.5 },
             p_blur: 0.2,
@@ -78,16 +83,35 @@ impl PhaseRecipe {
     /// Checks the settings (through the simulator's own validation).
     pub fn validate(&self) -> Result<()> {
         self.sim_config(0).validate()?;
+        if self.simulate_size != 0 && self.simulate_size < self.size {
+            return Err(Error::arg(
+                "phasenet recipe",
+                "simulate_size",
+                format!(
+                    "must be 0 or at least the grid {} (got {})",
+                    self.size, self.simulate_size
+                ),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.p_blur) {
             return Err(Error::arg("phasenet recipe", "p_blur", "must be in 0..1"));
         }
         Ok(())
     }
 
+    /// Side of the simulated patterns (`simulate_size`, or `size` when it is 0).
+    pub fn simulated_side(&self) -> usize {
+        if self.simulate_size == 0 {
+            self.size
+        } else {
+            self.simulate_size
+        }
+    }
+
     fn sim_config(&self, seed: u64) -> SimConfig {
         SimConfig {
             dim: self.dim,
-            size: self.size,
+            size: self.simulated_side(),
             count: 1,
             seed,
             gap: sim::gaps::GapSpec::None,
@@ -184,8 +208,26 @@ pub fn reciprocal_phase_label(object: &ArrayD<Complex32>) -> ArrayD<f32> {
     phase.mapv(|p| wrap(p - reference) as f32)
 }
 
+/// The central `g^d` block of a centred array (the array itself when its side is `g`); the
+/// array centre `n/2` lands on the block centre `g/2`, as in the network's inference.
+pub fn central_crop(a: &ArrayD<f32>, g: usize) -> ArrayD<f32> {
+    if a.shape().iter().all(|&n| n == g) {
+        return a.clone();
+    }
+    let offsets: Vec<usize> = a.shape().iter().map(|&n| n / 2 - g / 2).collect();
+    ArrayD::from_shape_fn(IxDyn(&vec![g; a.ndim()]), |idx| {
+        let src: Vec<usize> = offsets
+            .iter()
+            .enumerate()
+            .map(|(d, o)| idx[d] + o)
+            .collect();
+        a[IxDyn(&src)]
+    })
+}
+
 /// Simulates example `index` of the stream seeded by `seed`: a strained crystal on the recipe's
-/// grid, its Poisson-noisy intensity (with background, sometimes blurred) and its label.
+/// simulation grid, its Poisson-noisy intensity (with background, sometimes blurred) and its
+/// label, both cut to the network's grid.
 pub fn simulate_example(recipe: &PhaseRecipe, seed: u64, index: u64) -> Result<Example> {
     let mut rng = sim::sample_rng(seed ^ 0x3c6e_f372_fe94_f82b, index);
     let mut cfg = recipe.sim_config(seed);
@@ -195,7 +237,8 @@ pub fn simulate_example(recipe: &PhaseRecipe, seed: u64, index: u64) -> Result<E
     let s = sim::simulate_sample(&cfg, index)?;
     let bg = recipe.background.sample_log(&mut rng) as f32;
     let counts = sim::noise::poisson(&s.noiseless.mapv(|v| v + bg), &mut rng);
-    let label = reciprocal_phase_label(&s.object);
+    let label = central_crop(&reciprocal_phase_label(&s.object), recipe.size);
+    let counts = central_crop(&counts, recipe.size);
     let mut target: Vec<f32> = label.iter().map(|p| p.cos()).collect();
     target.extend(label.iter().map(|p| p.sin()));
     Ok(Example {
@@ -258,5 +301,35 @@ mod tests {
             let r = a.target[i].hypot(a.target[i + 32 * 32]);
             assert!((r - 1.0).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn cropped_examples_keep_the_centre_of_the_larger_simulation() {
+        let a = ArrayD::from_shape_fn(IxDyn(&[8, 8]), |i| (10 * i[0] + i[1]) as f32);
+        let c = central_crop(&a, 4);
+        assert_eq!(c.shape(), &[4, 4]);
+        assert_eq!(c[[2, 2]], a[[4, 4]]);
+        assert_eq!(c[[0, 3]], a[[2, 5]]);
+
+        let recipe = PhaseRecipe {
+            dim: 2,
+            size: 16,
+            simulate_size: 32,
+            oversampling: Range { min: 2.5, max: 3.5 },
+            ..PhaseRecipe::default()
+        };
+        recipe.validate().unwrap();
+        let e = simulate_example(&recipe, 2, 9).unwrap();
+        assert_eq!(e.input.len(), 16 * 16);
+        assert_eq!(e.target.len(), 2 * 16 * 16);
+        // Referenced to the Bragg peak, which is the centre of the crop.
+        let centre = 8 * 16 + 8;
+        assert!((e.target[centre] - 1.0).abs() < 1e-6);
+        assert!(e.target[centre + 16 * 16].abs() < 1e-6);
+        let too_small = PhaseRecipe {
+            simulate_size: 8,
+            ..recipe
+        };
+        assert!(too_small.validate().is_err());
     }
 }

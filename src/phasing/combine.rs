@@ -265,6 +265,7 @@ mod tests {
             llk: 1.0,
             free_llk: 1.0,
             support_size: 0,
+            psf: None,
         }
     }
 

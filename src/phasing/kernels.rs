@@ -156,14 +156,28 @@ pub fn poisson_term(obs: f64, calc: f64) -> f64 {
 
 /// Poisson LLK sums of `psi` against `iobs`, split by `mask` (masked pixels ignored).
 pub fn poisson_llk(psi: &[Complex32], iobs: &[f32], mask: &[u8]) -> LlkSums {
-    let parts: Vec<LlkSums> = psi
+    llk_sums(psi, iobs, mask, |p| p.norm_sqr())
+}
+
+/// Poisson LLK sums of a calculated intensity (e.g. blurred by a PSF) against `iobs`.
+pub fn poisson_llk_intensity(calc: &[f32], iobs: &[f32], mask: &[u8]) -> LlkSums {
+    llk_sums(calc, iobs, mask, |&c| c)
+}
+
+fn llk_sums<T: Sync>(
+    calc: &[T],
+    iobs: &[f32],
+    mask: &[u8],
+    value: impl Fn(&T) -> f32 + Sync,
+) -> LlkSums {
+    let parts: Vec<LlkSums> = calc
         .par_chunks(RED_CHUNK)
         .zip(iobs.par_chunks(RED_CHUNK))
         .zip(mask.par_chunks(RED_CHUNK))
         .map(|((p, i), m)| {
             let mut s = LlkSums::default();
             for ((p, &i), &m) in p.iter().zip(i).zip(m) {
-                let t = poisson_term(i as f64, p.norm_sqr() as f64);
+                let t = poisson_term(i as f64, value(p) as f64);
                 match m {
                     OBSERVED => {
                         s.observed += t;

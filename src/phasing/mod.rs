@@ -30,6 +30,7 @@ pub mod combine;
 pub mod kernels;
 pub mod opencl;
 pub mod post;
+pub mod psf;
 mod spread;
 pub mod strain;
 pub mod support;
@@ -38,6 +39,7 @@ pub use chain::{Chain, Op};
 pub use combine::{combine, Combined};
 pub use kernels::{Algorithm, LlkSums};
 pub use post::{align, Aligned, Comparison};
+pub use psf::PsfOptions;
 pub use support::{ShrinkWrap, ThresholdMethod};
 
 use crate::fft::{ifftshift, Direction, FftPlan};
@@ -216,6 +218,9 @@ pub struct Options {
     /// free throughout. Only used when the problem has a hint (a gap holding signal) and on
     /// the CPU.
     pub gap_prior: f32,
+    /// Partial coherence: estimate a point-spread function of the intensity during the run
+    /// (see [`psf`]); `None` assumes a fully coherent beam. Runs on the CPU.
+    pub psf: Option<PsfOptions>,
 }
 
 impl Default for Options {
@@ -233,6 +238,7 @@ impl Default for Options {
             seed: 0,
             predicted_support: PREDICTED_SUPPORT_THRESHOLD,
             gap_prior: 0.0,
+            psf: None,
         }
     }
 }
@@ -279,6 +285,8 @@ pub struct Run {
     pub free_llk: f64,
     /// Size of the final support (pixels).
     pub support_size: usize,
+    /// The estimated point-spread function (centred, sum 1) when [`Options::psf`] is set.
+    pub psf: Option<ArrayD<f32>>,
 }
 
 impl Run {
@@ -317,6 +325,11 @@ pub struct Phaser {
     /// Data and mask with the masked voxels replaced by the gap-filled copy (see
     /// [`Options::gap_prior`]).
     prior: Option<(Vec<f32>, Vec<u8>)>,
+    /// The partial-coherence model (see [`Options::psf`]).
+    psf: Option<psf::Psf>,
+    /// Whether the PSF is used by the current cycles, and the cycles since it was switched on.
+    psf_on: bool,
+    psf_cycles: usize,
 }
 
 impl Phaser {
@@ -366,9 +379,16 @@ impl Phaser {
                 format!("{} not in [0, 1)", options.predicted_support),
             ));
         }
+        if let Some(p) = &options.psf {
+            p.validate()?;
+        }
         let shape = problem.shape.clone();
         let n = problem.iobs.len();
         let plan = FftPlan::new(&shape);
+        let psf = match &options.psf {
+            Some(p) => Some(psf::Psf::gaussian(&shape, p.fwhm, &plan)?),
+            None => None,
+        };
         let mut mask = problem.mask.clone();
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(options.seed, u64::MAX));
         support::add_free_pixels(
@@ -424,6 +444,9 @@ impl Phaser {
         };
         Ok(Phaser {
             prior,
+            psf,
+            psf_on: false,
+            psf_cycles: 0,
             shape,
             plan,
             iobs: problem.iobs.clone(),
@@ -440,8 +463,12 @@ impl Phaser {
 
     /// Like [`Phaser::new`], running the cycles on `device`: the native code on the CPU, the
     /// [`opencl`] kernels on an OpenCL device (shapes must then have no prime factor above 7).
+    /// With a PSF ([`Options::psf`]) the cycles run on the CPU whatever the device.
     pub fn on_device(problem: &Problem, options: &Options, device: &Device) -> Result<Self> {
         let mut p = Phaser::new(problem, options)?;
+        if p.psf.is_some() {
+            return Ok(p);
+        }
         if let Some(be) = device.opencl_backend() {
             p.device = Some(Box::new(opencl::DevicePhaser::new(
                 be,
@@ -643,13 +670,28 @@ impl Phaser {
         kernels::copy(&self.rho, &mut self.psi);
         self.plan
             .process_unscaled(&mut self.psi, Direction::Forward);
-        kernels::fourier_projection(
-            &mut self.psi,
-            &self.iobs,
-            &self.mask,
-            1.0 / n as f32,
-            self.options.confidence,
-        );
+        match (&mut self.psf, self.psf_on) {
+            (Some(psf), true) => {
+                psf.convolve(&self.psi, &self.plan);
+                let (period, steps) = self
+                    .options
+                    .psf
+                    .as_ref()
+                    .map_or((0, 0), |p| (p.period, p.steps));
+                self.psf_cycles += 1;
+                if period > 0 && self.psf_cycles.is_multiple_of(period) {
+                    psf.update(&self.iobs, &self.mask, &self.plan, steps);
+                }
+                psf.project(&mut self.psi, &self.iobs, &self.mask, 1.0 / n as f32);
+            }
+            _ => kernels::fourier_projection(
+                &mut self.psi,
+                &self.iobs,
+                &self.mask,
+                1.0 / n as f32,
+                self.options.confidence,
+            ),
+        }
         self.plan
             .process_unscaled(&mut self.psi, Direction::Inverse);
         kernels::real_space_update(
@@ -670,6 +712,10 @@ impl Phaser {
         kernels::copy(&self.rho, &mut self.psi);
         self.plan
             .process_unscaled(&mut self.psi, Direction::Forward);
+        if let (Some(psf), true) = (&mut self.psf, self.psf_on) {
+            psf.convolve(&self.psi, &self.plan);
+            return Ok(psf.llk(&self.iobs, &self.mask));
+        }
         Ok(kernels::poisson_llk(&self.psi, &self.iobs, &self.mask))
     }
 
@@ -768,7 +814,20 @@ impl Phaser {
         if !prior_on {
             self.restore_data();
         }
+        // The PSF starts from its initial shape in every run and is switched on late.
+        let psf_start = match (&mut self.psf, &self.options.psf) {
+            (Some(psf), Some(o)) => {
+                psf.reset(&self.plan);
+                (f64::from(o.start) * total as f64).round() as usize
+            }
+            _ => usize::MAX,
+        };
+        self.psf_on = false;
+        self.psf_cycles = 0;
         for (algorithm, sup) in plan {
+            if done >= psf_start {
+                self.psf_on = true;
+            }
             if prior_on && done >= prior_cycles {
                 self.restore_data();
                 prior_on = false;
@@ -796,6 +855,10 @@ impl Phaser {
         let sums = self.llk()?;
         self.sync()?;
         let shape = IxDyn(&self.shape);
+        let psf = match (&self.psf, self.psf_on) {
+            (Some(p), true) => Some(p.centred_kernel()?),
+            _ => None,
+        };
         Ok(Run {
             index,
             object: ArrayD::from_shape_vec(shape.clone(), self.rho.clone())
@@ -805,6 +868,7 @@ impl Phaser {
             llk: sums.llk(),
             free_llk: sums.free_llk(),
             support_size: self.support.iter().filter(|&&s| s != 0).count(),
+            psf,
         })
     }
 }

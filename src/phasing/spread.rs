@@ -56,6 +56,15 @@ fn encode(r: &Run, out: &mut Vec<u8>) {
         out.extend(c.im.to_le_bytes());
     }
     out.extend(r.support.iter().copied());
+    match &r.psf {
+        Some(psf) => {
+            out.push(1);
+            for v in psf.iter() {
+                out.extend(v.to_le_bytes());
+            }
+        }
+        None => out.push(0),
+    }
 }
 
 fn take<'a>(b: &'a [u8], at: &mut usize, n: usize) -> std::result::Result<&'a [u8], String> {
@@ -87,6 +96,16 @@ fn decode(b: &[u8], at: &mut usize, shape: &[usize]) -> std::result::Result<Run,
         .collect();
     let sup = take(b, at, n)?.to_vec();
     let arr = |e: ndarray::ShapeError| e.to_string();
+    let psf = match take(b, at, 1)?[0] {
+        0 => None,
+        _ => {
+            let v: Vec<f32> = take(b, at, n * 4)?
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            Some(ArrayD::from_shape_vec(IxDyn(shape), v).map_err(arr)?)
+        }
+    };
     Ok(Run {
         index,
         object: ArrayD::from_shape_vec(IxDyn(shape), obj).map_err(arr)?,
@@ -94,6 +113,7 @@ fn decode(b: &[u8], at: &mut usize, shape: &[usize]) -> std::result::Result<Run,
         llk,
         free_llk,
         support_size,
+        psf,
     })
 }
 
@@ -112,6 +132,7 @@ mod tests {
             llk,
             free_llk,
             support_size: 3,
+            psf: (index % 2 == 1).then(|| ArrayD::from_elem(IxDyn(&[2, 3]), index as f32)),
         }
     }
 
@@ -127,6 +148,7 @@ mod tests {
             assert_eq!(d.free_llk.is_nan(), r.free_llk.is_nan());
             assert_eq!(d.object, r.object);
             assert_eq!(d.support, r.support);
+            assert_eq!(d.psf, r.psf);
         }
         assert_eq!(at, b.len());
         let err = decode(&b[..20], &mut 0, &[2, 3]).unwrap_err();

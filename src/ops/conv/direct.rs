@@ -32,7 +32,7 @@ const LANES: usize = 16;
 /// Output slots per forward task.
 const FWD_TASK_SLOTS: usize = 64;
 /// Output slots per backward-weight work unit (the span of one lane-reduction).
-const BW_UNIT_SLOTS: usize = 64;
+const BW_UNIT_SLOTS: usize = 256;
 /// Upper bound on the partial weight gradients of the backward-weight pass.
 const MAX_WEIGHT_CHUNKS: usize = 64;
 /// Upper bound on the floats held by all partial weight gradients together.
@@ -799,5 +799,63 @@ mod tests {
         assert_eq!(forward_block(12), 6);
         assert_eq!(forward_block(6), 6);
         assert_eq!(forward_block(1), 2);
+    }
+
+    fn thread_cpu_seconds() -> f64 {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid pointer to a timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+    }
+
+    /// Single-thread GFLOP per CPU-second of the forward and weight-gradient kernels on the
+    /// conv3d case of the speed benchmark (N8 32->32 32^3 k3). Run with
+    /// `cargo test --release --lib direct_kernel_rates -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn direct_kernel_rates() {
+        if !enabled() {
+            return;
+        }
+        let g = ConvGeometry::same(
+            "conv",
+            8,
+            32,
+            32,
+            [32, 32, 32],
+            [3, 3, 3],
+            [1, 1, 1],
+            [1, 1, 1],
+        )
+        .unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let x = rand_vec(&mut rng, g.input_len());
+        let w = rand_vec(&mut rng, g.weight_len());
+        let gy = rand_vec(&mut rng, g.output_len());
+        let plan = Plan::of(&g);
+        let flops = 2.0 * (g.output_len() * g.in_channels * 27) as f64;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut y = vec![0.0; g.output_len()];
+            for rep in 0..3 {
+                let t0 = thread_cpu_seconds();
+                assert!(forward_impl(&x, &w, None, &plan, 8, 32, &mut y, false));
+                let t1 = thread_cpu_seconds();
+                let gw = backward_weight_impl(&x, &gy, &plan, 8, 32, false).unwrap();
+                let t2 = thread_cpu_seconds();
+                assert_eq!(gw.len(), g.weight_len());
+                println!(
+                    "rep {rep}: forward {:.1} GFLOP/s, weight gradient {:.1} GFLOP/s",
+                    flops / (t1 - t0) * 1e-9,
+                    flops / (t2 - t1) * 1e-9
+                );
+            }
+        });
     }
 }
