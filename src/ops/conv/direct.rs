@@ -32,7 +32,7 @@ const LANES: usize = 16;
 /// Output slots per forward task.
 const FWD_TASK_SLOTS: usize = 64;
 /// Output slots per backward-weight work unit (the span of one lane-reduction).
-const BW_UNIT_SLOTS: usize = 256;
+const BW_UNIT_SLOTS: usize = 64;
 /// Upper bound on the partial weight gradients of the backward-weight pass.
 const MAX_WEIGHT_CHUNKS: usize = 64;
 /// Upper bound on the floats held by all partial weight gradients together.
