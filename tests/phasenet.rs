@@ -137,11 +137,17 @@ fn shipped_networks_load_and_beat_a_flat_phase_on_held_out_crystals() {
         assert_eq!(net.config.dims, dims);
         let mut cfg = PhaseTrainConfig::new("unused.safetensors");
         cfg.model = net.config.clone();
-        cfg.recipe = PhaseRecipe {
-            dim: dims,
-            size: net.grid,
-            ..PhaseRecipe::default()
-        };
+        // the network's own training recipe (grid, simulation size, oversampling)
+        cfg.recipe = net
+            .metadata
+            .get(bragg::phasenet::train::META_RECIPE)
+            .map(|r| serde_json::from_str(r).unwrap())
+            .unwrap_or_else(|| PhaseRecipe {
+                dim: dims,
+                size: net.grid,
+                ..PhaseRecipe::default()
+            });
+        assert_eq!((cfg.recipe.dim, cfg.recipe.size), (dims, net.grid));
         cfg.batch = 2;
         let held_out: Vec<_> = (0..4)
             .map(|k| simulate_example(&cfg.recipe, 0xdead_beef, k).unwrap())
