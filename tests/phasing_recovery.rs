@@ -302,3 +302,32 @@ fn psf_model_recovers_a_blurred_pattern() {
     let want = (-0.5f32 / 0.36).exp();
     assert!((ratio - want).abs() < 0.15, "side/centre {ratio} vs {want}");
 }
+
+/// A predicted start known on the whole array gives identical runs; hedged (the default), the
+/// odd-numbered runs start from random phases instead and differ.
+#[test]
+fn hedged_predicted_starts_alternate_with_random_ones() {
+    let truth = object(&[32, 32], &[6.0, 5.0]);
+    let problem = Problem::from_centred(&intensity(&truth), None).unwrap();
+    let start = Start::Predicted {
+        phase: ArrayD::zeros(IxDyn(&[32, 32])),
+        known: ArrayD::from_elem(IxDyn(&[32, 32]), 1u8),
+    };
+    let mut llk = vec![];
+    for hedge in [false, true] {
+        let o = Options {
+            hedge_predicted: hedge,
+            ..opts_keep_all("RAAR**20,ER**10", 2)
+        };
+        let mut runs = phasing::phase(&problem, &o, &start, &mut |_, _, _| {}).unwrap();
+        runs.sort_by_key(|r| r.index);
+        llk.push((runs[0].llk, runs[1].llk));
+    }
+    assert_eq!(
+        llk[0].0, llk[0].1,
+        "unhedged runs from one prediction must agree"
+    );
+    assert_eq!(llk[1].0, llk[0].0, "run 0 always uses the prediction");
+    assert_ne!(llk[1].1, llk[1].0, "hedged run 1 starts from random phases");
+    assert!(Options::default().hedge_predicted);
+}

@@ -62,6 +62,11 @@ pub struct PhaseArgs {
     /// relative to its max (0: the autocorrelation support).
     #[arg(long, default_value_t = phasing::PREDICTED_SUPPORT_THRESHOLD)]
     pub start_support_threshold: f32,
+    /// Network starts on every run. By default every other run (the odd-numbered ones)
+    /// starts from random phases instead, a hedge against a wrong prediction: the free LLK
+    /// chooses (REPORT section 7.6).
+    #[arg(long)]
+    pub no_hedge: bool,
     /// Index in the batch (first axis).
     #[arg(long)]
     pub index: Option<usize>,
@@ -376,6 +381,7 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
         keep: args.keep.min(args.runs),
         seed: args.seed,
         predicted_support: args.start_support_threshold,
+        hedge_predicted: !args.no_hedge,
         gap_prior: args.gap_prior,
         psf: args.psf.map(|fwhm| phasing::PsfOptions {
             fwhm,

@@ -64,6 +64,11 @@ pub struct PhasingStudyArgs {
     /// Initial support threshold of network starts (see `bragg phase`).
     #[arg(long, default_value_t = phasing::PREDICTED_SUPPORT_THRESHOLD)]
     pub start_support_threshold: f32,
+    /// Network starts on every run. By default every other run (the odd-numbered ones)
+    /// starts from random phases instead, a hedge against a wrong prediction: the free LLK
+    /// chooses (REPORT section 7.6).
+    #[arg(long)]
+    pub no_hedge: bool,
     /// Also start from the true phase on the central grid of this side (an upper bound of
     /// what a network of that grid can give).
     #[arg(long)]
@@ -109,6 +114,7 @@ pub fn run(args: &PhasingStudyArgs, device: &Device) -> Result<()> {
             runs: args.runs,
             keep: 1,
             predicted_support: args.start_support_threshold,
+            hedge_predicted: !args.no_hedge,
             ..Options::default()
         },
         success: args.success,

@@ -212,6 +212,10 @@ pub struct Options {
     /// wave, blurred (1 px) and thresholded at this fraction of its maximum; 0 keeps the
     /// autocorrelation support.
     pub predicted_support: f32,
+    /// With a [`Start::Predicted`] start, every other run (the odd-numbered ones) starts from
+    /// random phases instead: a hedge against a wrong prediction, the free LLK choosing
+    /// between the two kinds of runs (on by default; run 0 always uses the prediction).
+    pub hedge_predicted: bool,
     /// Share (0..1) of the cycles at the start of each run during which masked voxels are
     /// constrained to the gap-filled copy of the data (the support hint: a log-linear fill, or
     /// the fill given with [`Problem::with_support_hint`]) instead of being free; 0 leaves them
@@ -237,6 +241,7 @@ impl Default for Options {
             keep: 1,
             seed: 0,
             predicted_support: PREDICTED_SUPPORT_THRESHOLD,
+            hedge_predicted: true,
             gap_prior: 0.0,
             psf: None,
         }
@@ -921,7 +926,10 @@ pub fn phase_on(
     let comm = crate::dist::world();
     for r in crate::dist::runs_of_rank(options.runs, comm.rank(), comm.size()) {
         let seed = derive_seed(options.seed, r as u64);
-        let run = phaser.run(r, start, seed, &mut |d, t| progress(r, d, t))?;
+        let hedged =
+            options.hedge_predicted && r % 2 == 1 && matches!(start, Start::Predicted { .. });
+        let run_start = if hedged { &Start::Random } else { start };
+        let run = phaser.run(r, run_start, seed, &mut |d, t| progress(r, d, t))?;
         runs.push(run);
         runs.sort_by(|a, b| a.score().total_cmp(&b.score()));
         runs.truncate(options.keep);
