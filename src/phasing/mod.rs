@@ -223,7 +223,8 @@ pub struct Options {
     /// the CPU.
     pub gap_prior: f32,
     /// Partial coherence: estimate a point-spread function of the intensity during the run
-    /// (see [`psf`]); `None` assumes a fully coherent beam. Runs on the CPU.
+    /// (see [`psf`]); `None` assumes a fully coherent beam. Runs on the CPU; the projection
+    /// is then exact ([`Options::confidence`] is not applied while the PSF is on).
     pub psf: Option<PsfOptions>,
 }
 
