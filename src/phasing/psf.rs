@@ -88,31 +88,19 @@ impl Psf {
             return Err(Error::arg("phasing", "psf", "empty array"));
         }
         let sigma = f64::from(fwhm) / (8.0 * std::f64::consts::LN_2).sqrt();
-        let mut kernel = vec![0f32; n];
-        let mut idx = vec![0usize; shape.len()];
-        for v in kernel.iter_mut() {
-            let r2: f64 = idx
-                .iter()
-                .zip(shape)
-                .map(|(&i, &s)| {
-                    // signed distance from index 0 with wrap-around
-                    let d = if i <= s / 2 {
-                        i as f64
-                    } else {
-                        i as f64 - s as f64
-                    };
-                    d * d
+        // distances from index 0 with wrap-around (FFT layout)
+        let kernel: Vec<f32> = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(shape), |idx| {
+            let r2: f64 = (0..shape.len())
+                .map(|d| {
+                    let (i, s) = (idx[d] as f64, shape[d]);
+                    let x = if idx[d] <= s / 2 { i } else { i - s as f64 };
+                    x * x
                 })
                 .sum();
-            *v = (-0.5 * r2 / (sigma * sigma)).exp() as f32;
-            for (i, &s) in idx.iter_mut().zip(shape).rev() {
-                *i += 1;
-                if *i < s {
-                    break;
-                }
-                *i = 0;
-            }
-        }
+            (-0.5 * r2 / (sigma * sigma)).exp() as f32
+        })
+        .into_iter()
+        .collect();
         let mut psf = Psf {
             shape: shape.to_vec(),
             initial: Vec::new(),
