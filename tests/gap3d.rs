@@ -5,7 +5,7 @@ use bragg::inpaint::fill::{FillMethod, Filler};
 use bragg::inpaint::gap3d::{
     band_windows, inpaint_volume, log_linear_fill, window_input, MIN_LOG_RANGE,
 };
-use bragg::inpaint::physics::{physics_fill, PhysicsOptions};
+use bragg::inpaint::physics::{blend_two_runs, physics_fill, PhysicsOptions};
 use bragg::inpaint::study::{score_gap, GapScores};
 use bragg::inpaint::{baselines::biharmonic_fill, GapBand};
 use bragg::models::{build, ModelConfig, ModelKind};
@@ -306,6 +306,12 @@ fn physics_refinement_keeps_measured_voxels_and_reports_its_fit() {
     let start = log_linear_fill(&gapped, &mask);
     let (refined, rep) = physics_fill(&gapped, &mask, &start, &PhysicsOptions::default()).unwrap();
     assert!(rep.r_near_gap.is_finite() && (0.0..=1.0).contains(&rep.weight));
+    assert!((-1.0..=1.0).contains(&rep.agreement), "{rep:?}");
+    let one_run = PhysicsOptions {
+        runs: 1,
+        ..PhysicsOptions::default()
+    };
+    assert!(physics_fill(&gapped, &mask, &start, &one_run).is_err());
     for ((r, g), &m) in refined.iter().zip(gapped.iter()).zip(mask.iter()) {
         if m == 0.0 {
             assert_eq!(r, g);
@@ -475,4 +481,63 @@ fn cli_inpaint_writes_a_phase_ready_file() {
         "nope",
     ]);
     assert!(!ok && err.contains("unknown method"), "{err}");
+}
+
+/// A bright peak at the centre of a 16^3 array, gap = planes 6..10 along axis 0.
+fn peak_and_gap(centre: [f64; 3]) -> (ArrayD<f32>, ArrayD<f32>) {
+    let peak = ArrayD::from_shape_fn(IxDyn(&[16, 16, 16]), |i| {
+        let r2: f64 = (0..3).map(|a| (i[a] as f64 - centre[a]).powi(2)).sum();
+        (1e6 * (-r2 / 6.0).exp() + 1.0) as f32
+    });
+    let mask = ArrayD::from_shape_fn(IxDyn(&[16, 16, 16]), |i| f32::from((6..10).contains(&i[0])));
+    (peak, mask)
+}
+
+#[test]
+fn physics_blend_trusts_agreeing_runs_and_keeps_the_start_where_they_disagree() {
+    let (truth, mask) = peak_and_gap([8.0, 8.0, 8.0]);
+    let measured =
+        ndarray::Zip::from(&truth)
+            .and(&mask)
+            .map_collect(|&t, &m| if m != 0.0 { 0.0 } else { t });
+    let start =
+        ndarray::Zip::from(&truth)
+            .and(&mask)
+            .map_collect(|&t, &m| if m != 0.0 { 0.3 * t } else { t });
+    // Two runs that predict the same gap: trusted where the signal is strong.
+    let (out, agreement, weight) =
+        blend_two_runs(&measured, &mask, &start, &truth, &truth).unwrap();
+    assert!(agreement > 0.999 && weight == 1.0, "{agreement} {weight}");
+    let centre = IxDyn(&[8, 8, 8]);
+    assert!(
+        (out[&centre] / truth[&centre] - 1.0).abs() < 1e-3,
+        "{}",
+        out[&centre]
+    );
+    for ((o, m), i) in out.iter().zip(mask.iter()).zip(measured.iter()) {
+        if *m == 0.0 {
+            assert_eq!(o, i, "a measured voxel changed");
+        }
+    }
+    // A weak gap voxel keeps the start fill.
+    let weak = IxDyn(&[7, 0, 0]);
+    assert!((out[&weak] / start[&weak] - 1.0).abs() < 1e-3);
+    // Two runs that disagree (peaks in different places): the start fill is kept.
+    let (other, _) = peak_and_gap([8.0, 3.0, 12.0]);
+    let (out, agreement, weight) =
+        blend_two_runs(&measured, &mask, &start, &truth, &other).unwrap();
+    assert!(agreement < 0.75 && weight == 0.0, "{agreement} {weight}");
+    for ((o, s), m) in out.iter().zip(start.iter()).zip(mask.iter()) {
+        if *m != 0.0 {
+            assert!((o / s - 1.0).abs() < 1e-3, "{o} vs start {s}");
+        }
+    }
+    assert!(blend_two_runs(
+        &measured,
+        &mask,
+        &start,
+        &truth,
+        &other.slice_move(ndarray::s![0..8, .., ..]).into_dyn()
+    )
+    .is_err());
 }

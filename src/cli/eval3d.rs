@@ -157,7 +157,14 @@ pub fn run(args: &Eval3dArgs, device: &Device) -> Result<()> {
             let mk = mask.index_axis(Axis(0), k).to_owned();
             let mut f = filler.fill(&ik, &mk, args.stride, args.finetune, device)?;
             if label.ends_with("+physics") && mk.iter().any(|&v| v != 0.0) {
-                f = physics_fill(&ik, &mk, &f, &PhysicsOptions::default())?.0;
+                let (refined, rep) = physics_fill(&ik, &mk, &f, &PhysicsOptions::default())?;
+                bar.suspend(|| {
+                    eprintln!(
+                        "{label} volume {k}: R next to the gap {:.3}, agreement of the best runs {:.3}, weight {:.2}",
+                        rep.r_near_gap, rep.agreement, rep.weight
+                    )
+                });
+                f = refined;
             }
             scores.push(score_gap(
                 &f,

@@ -47,11 +47,11 @@ pub struct InpaintArgs {
     /// (3-D gap model only; artificial gaps of the real gap's width, never the real gap).
     #[arg(long, default_value_t = 0.0)]
     pub finetune: f64,
-    /// Refine the fill with physics: masked phasing (the gap free) whose initial support comes
-    /// from the fill; the phased intensity replaces the fill in the strong part of the gap when
-    /// it explains the measured voxels next to the gap. `auto`: on for 3-D volumes of at most
-    /// 128^3 voxels whose gaps are plane bands of at most 8 px (where it was measured to help;
-    /// REPORT.md section 6).
+    /// Refine the fill with physics: masked phasing (the gap free, 4 runs) whose initial
+    /// support comes from the fill; in the strong part of the gap the mean intensity of the two
+    /// best runs replaces the fill, weighted by how well those two runs agree there (runs that
+    /// disagree change nothing). `auto`: on for 3-D volumes of at most 128^3 voxels whose gaps
+    /// are plane bands of at most 13 px (REPORT.md section 6.7).
     #[arg(long, default_value = "auto")]
     pub physics: String,
     /// Phasing chain of the physics refinement.

@@ -91,7 +91,7 @@ pub fn noise_ceiling(
 }
 
 /// Mean and spread of scores of one method over a set.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GapSummary {
     /// PCC of `log(1 + I)` in the gap.
     pub pcc_log: Stat,
@@ -101,6 +101,8 @@ pub struct GapSummary {
     pub sum_ratio: Stat,
     /// Mean seconds per volume.
     pub seconds: f64,
+    /// PCC of `log(1 + I)` in the gap of each volume, in order.
+    pub pcc_log_per_volume: Vec<f64>,
 }
 
 impl GapSummary {
@@ -112,6 +114,7 @@ impl GapSummary {
             rel_l2: pick(|s| s.rel_l2),
             sum_ratio: pick(|s| s.sum_ratio),
             seconds: seconds / scores.len().max(1) as f64,
+            pcc_log_per_volume: scores.iter().map(|s| s.pcc_log).collect(),
         }
     }
 }
