@@ -431,7 +431,7 @@ fn cli_inpaint_writes_a_phase_ready_file() {
         ]);
         assert!(ok && err.contains("a batch of 32 2-D patterns"), "{err}");
     }
-    // `--physics auto` refines narrow plane gaps only.
+    // `--physics auto` refines plane gaps up to 13 px only.
     let (ok, err) = run(&["inpaint", "--input", &p("s.npz"), "--out", &p("f2.npz")]);
     assert!(ok && err.contains("physics refinement"), "{err}");
     let (ok, err) = run(&[
@@ -439,11 +439,11 @@ fn cli_inpaint_writes_a_phase_ready_file() {
         "--dim",
         "3",
         "--size",
-        "48",
+        "64",
         "--count",
         "1",
         "--gap",
-        "line:10",
+        "line:16",
         "--seed",
         "4",
         "--out",

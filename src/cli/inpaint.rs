@@ -48,8 +48,8 @@ pub struct InpaintArgs {
     #[arg(long, default_value_t = 0.0)]
     pub finetune: f64,
     /// Refine the fill with physics: masked phasing (the gap free, 4 runs) whose initial
-    /// support comes from the fill; in the strong part of the gap the mean intensity of the two
-    /// best runs replaces the fill, weighted by how well those two runs agree there (runs that
+    /// support comes from the fill; in the strong part of the gap the intensity of the best run
+    /// replaces the fill, weighted by how well the two best runs agree there (runs that
     /// disagree change nothing). `auto`: on for 3-D volumes of at most 128^3 voxels whose gaps
     /// are plane bands of at most 13 px (REPORT.md section 6.7).
     #[arg(long, default_value = "auto")]

@@ -9,7 +9,8 @@
 //! the two runs with the best free log-likelihood must predict the same gap. Their agreement
 //! (PCC of `log(1 + I)` over the strong part of the gap) gates the refinement as a whole, and
 //! per voxel their log difference lowers the weight further; the start fill is kept where the
-//! runs disagree or the signal is weak.
+//! runs disagree or the signal is weak. The best run's intensity (a consistent diffraction
+//! pattern, unlike a mean of two) is what enters the gap.
 
 use super::study::pearson;
 use crate::fft::{fftshift, Direction, FftPlan};
@@ -35,8 +36,8 @@ pub const VOXEL_LOG_SPREAD: f64 = 2.0;
 pub struct PhysicsOptions {
     /// Phasing chain (PyNX notation).
     pub chain: String,
-    /// Independent runs (at least 2); the two with the best free log-likelihood are compared
-    /// and averaged.
+    /// Independent runs (at least 2); the two with the best free log-likelihood are compared,
+    /// and the best one fills the gap.
     pub runs: usize,
     /// Seed of the runs.
     pub seed: u64,
@@ -204,9 +205,9 @@ pub fn physics_fill(
     ))
 }
 
-/// Blends the two best runs' intensities (`best`, `second`, scaled to the counts) into the gap
-/// of `start_fill`: gated by their agreement over the strong part of the gap, per voxel by
-/// the signal strength and by their log difference. Returns the fill (measured voxels of
+/// Blends the best run's intensity (`best`, scaled to the counts) into the gap of
+/// `start_fill`: gated by its agreement with the second best run (`second`) over the strong part
+/// of the gap, per voxel by the signal strength and by the two runs' log difference. Returns the fill (measured voxels of
 /// `intensity` unchanged), the agreement and the gate's weight.
 pub fn blend_two_runs(
     intensity: &ArrayD<f32>,
@@ -270,6 +271,16 @@ pub fn blend_two_runs(
         0.0
     };
     let weight = ((agreement - AGREE_FROM) / (AGREE_TO - AGREE_FROM)).clamp(0.0, 1.0);
+    // The part of the gap taken unmixed from the best run: all the strong part at full trust,
+    // shrinking towards the brightest voxels as the trust falls, none at zero trust.
+    let unmixed_from = STRONG_FROM + (1.0 - weight) * (1.0 - STRONG_FROM);
+    let strongest = |f: f32| {
+        if weight <= 0.0 {
+            return 0.0;
+        }
+        let s = (f.max(0.0) as f64).ln_1p() / log_max;
+        ((s - unmixed_from) / (STRONG_TO - STRONG_FROM)).clamp(0.0, 1.0)
+    };
     let out = Zip::from(intensity)
         .and(start_fill)
         .and(best)
@@ -281,8 +292,10 @@ pub fn blend_two_runs(
             }
             let (l0, l1, lf) = (ln(c0), ln(c1), ln(f));
             let spread = (l0 - l1) / VOXEL_LOG_SPREAD;
-            let w = weight * strong(f) * (-spread * spread).exp();
-            ((1.0 - w) * lf + w * 0.5 * (l0 + l1)).exp_m1() as f32
+            // A partial gate mixes the fill into the strong voxels, except the strongest ones,
+            // which keep the best run's intensity unmixed (a mixed peak phases badly).
+            let w = (weight * strong(f)).max(strongest(f)) * (-spread * spread).exp();
+            ((1.0 - w) * lf + w * l0).exp_m1() as f32
         });
     Ok((out, agreement, weight))
 }
