@@ -3,7 +3,8 @@
 
 use bragg::inpaint::fill::{FillMethod, Filler};
 use bragg::inpaint::gap3d::{
-    band_windows, inpaint_volume, log_linear_fill, window_input, MIN_LOG_RANGE,
+    band_windows, inpaint_volume, inpaint_volume_flips, log_linear_fill, window_input,
+    MIN_LOG_RANGE,
 };
 use bragg::inpaint::physics::{blend_two_runs, physics_fill, PhysicsOptions};
 use bragg::inpaint::study::{score_gap, GapScores};
@@ -50,19 +51,40 @@ fn fresh_gap_model_is_the_log_linear_fill_and_keeps_measured_voxels() {
     let gapped = ndarray::Zip::from(&counts)
         .and(&mask)
         .map_collect(|&c, &m| if m != 0.0 { 0.0 } else { c });
-    let filled = inpaint_volume(model.as_ref(), &gapped, &mask, [16, 8, 8], 4, 8, &dev).unwrap();
     let linear = log_linear_fill(&gapped, &mask);
-    for ((f, l), (&g, &m)) in filled
-        .iter()
-        .zip(linear.iter())
-        .zip(gapped.iter().zip(mask.iter()))
-    {
-        if m == 0.0 {
-            assert_eq!(f.to_bits(), g.to_bits(), "measured voxel changed");
-        } else {
-            assert!((f - l).abs() <= 1e-3 * l.abs().max(1.0), "{f} vs {l}");
+    // One window orientation, then all 8 mirrorings: an untrained model returns its input's
+    // pre-fill, so the mirrored predictions must land back on the right voxels.
+    for flips in [1, 8] {
+        let filled = inpaint_volume_flips(
+            model.as_ref(),
+            &gapped,
+            &mask,
+            [16, 8, 8],
+            4,
+            8,
+            flips,
+            &dev,
+        )
+        .unwrap();
+        for ((f, l), (&g, &m)) in filled
+            .iter()
+            .zip(linear.iter())
+            .zip(gapped.iter().zip(mask.iter()))
+        {
+            if m == 0.0 {
+                assert_eq!(f.to_bits(), g.to_bits(), "measured voxel changed");
+            } else {
+                assert!(
+                    (f - l).abs() <= 1e-3 * l.abs().max(1.0),
+                    "{flips}: {f} vs {l}"
+                );
+            }
         }
     }
+    assert!(
+        inpaint_volume_flips(model.as_ref(), &gapped, &mask, [16, 8, 8], 4, 8, 9, &dev).is_err()
+    );
+    assert!(inpaint_volume(model.as_ref(), &gapped, &mask, [16, 8, 8], 4, 8, &dev).is_ok());
 }
 
 #[test]

@@ -127,6 +127,10 @@ enum Engine {
     Classical(FillMethod),
 }
 
+/// Largest volume (in voxels) whose gap-model fill averages the 8 mirrorings of every window
+/// (about +0.001 PCC for 8x the network's time: 0.6 -> 4.8 s for 64^3); larger ones use one.
+pub const MIRROR_MAX_VOXELS: usize = 128 * 128 * 128;
+
 /// A ready-to-use filler: the method with its network loaded.
 pub struct Filler {
     engine: Engine,
@@ -243,26 +247,34 @@ impl Filler {
                 .classical_fill(intensity, mask)
                 .unwrap_or_else(|| Err(Error::arg("inpaint", "method", "not classical"))),
             Engine::Gap(g) => {
+                // Test-time mirroring where it is affordable (8x the network's cost).
+                let flips = if intensity.len() <= MIRROR_MAX_VOXELS {
+                    8
+                } else {
+                    1
+                };
                 if finetune > 0.0 {
                     let tuned =
                         crate::train::gap3d::finetune(g, intensity, mask, finetune, device)?;
-                    gap3d::inpaint_volume(
+                    gap3d::inpaint_volume_flips(
                         tuned.model.as_ref(),
                         intensity,
                         mask,
                         tuned.window,
                         stride,
                         16,
+                        flips,
                         device,
                     )
                 } else {
-                    gap3d::inpaint_volume(
+                    gap3d::inpaint_volume_flips(
                         g.model.as_ref(),
                         intensity,
                         mask,
                         g.window,
                         stride,
                         16,
+                        flips,
                         device,
                     )
                 }

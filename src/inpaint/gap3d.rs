@@ -199,6 +199,31 @@ pub fn inpaint_volume(
     batch: usize,
     device: &Device,
 ) -> Result<ArrayD<f32>> {
+    inpaint_volume_flips(model, intensity, mask, window, stride, batch, 1, device)
+}
+
+/// [`inpaint_volume`] averaged over `flips` (1..=8) mirrorings of every window (test-time
+/// augmentation: the model was trained on randomly flipped windows, so each mirror is an
+/// equally valid prediction; the average in the log domain has a lower error). Mirror `v`
+/// flips the window's axis `a` when bit `a` of `v` is set.
+#[allow(clippy::too_many_arguments)]
+pub fn inpaint_volume_flips(
+    model: &dyn Module,
+    intensity: &ArrayD<f32>,
+    mask: &ArrayD<f32>,
+    window: [usize; 3],
+    stride: usize,
+    batch: usize,
+    flips: usize,
+    device: &Device,
+) -> Result<ArrayD<f32>> {
+    if !(1..=8).contains(&flips) {
+        return Err(Error::arg(
+            "inpaint",
+            "flips",
+            format!("{flips} not in 1..=8"),
+        ));
+    }
     if intensity.shape() != mask.shape() || intensity.ndim() != 3 {
         return Err(Error::shape(
             "inpaint",
@@ -224,15 +249,33 @@ pub fn inpaint_volume(
     let mut sum = Array3::<f64>::zeros(shape);
     let mut count = Array3::<u32>::zeros(shape);
     let n: usize = window.iter().product();
-    for chunk in windows.chunks(batch.max(1)) {
+    let [s0, s1, s2] = window;
+    // Window-order index of the voxel that mirror `v` puts at (i, j, k).
+    let mirrored = |v: usize, i: usize, j: usize, k: usize| {
+        let i = if v & 1 != 0 { s0 - 1 - i } else { i };
+        let j = if v & 2 != 0 { s1 - 1 - j } else { j };
+        let k = if v & 4 != 0 { s2 - 1 - k } else { k };
+        (i, j, k, (i * s1 + j) * s2 + k)
+    };
+    let jobs: Vec<(usize, &Window)> = (0..flips)
+        .flat_map(|v| windows.iter().map(move |w| (v, w)))
+        .collect();
+    for chunk in jobs.chunks(batch.max(1)) {
         let inputs: Vec<WindowInput> = chunk
             .iter()
-            .map(|w| window_input(&prefilled, &m3, w))
+            .map(|(_, w)| window_input(&prefilled, &m3, w))
             .collect();
         let mut buf = Vec::with_capacity(chunk.len() * 2 * n);
-        for wi in &inputs {
-            buf.extend_from_slice(&wi.x);
-            buf.extend_from_slice(&wi.m);
+        for ((v, _), wi) in chunk.iter().zip(&inputs) {
+            for src in [&wi.x, &wi.m] {
+                for i in 0..s0 {
+                    for j in 0..s1 {
+                        for k in 0..s2 {
+                            buf.push(src[mirrored(*v, i, j, k).3]);
+                        }
+                    }
+                }
+            }
         }
         let t = Tensor::from_vec(
             buf,
@@ -250,13 +293,14 @@ pub fn inpaint_volume(
                 ),
             ));
         }
-        for (b, (w, wi)) in chunk.iter().zip(&inputs).enumerate() {
+        for (b, ((mirror, w), wi)) in chunk.iter().zip(&inputs).enumerate() {
             let yb = &y[b * n..(b + 1) * n];
             let mut idx = 0;
-            for i in 0..w.size[0] {
-                for j in 0..w.size[1] {
-                    for k in 0..w.size[2] {
-                        if wi.m[idx] != 0.0 {
+            for i in 0..s0 {
+                for j in 0..s1 {
+                    for k in 0..s2 {
+                        let (oi, oj, ok, o) = mirrored(*mirror, i, j, k);
+                        if wi.m[o] != 0.0 {
                             let v = yb[idx];
                             if !v.is_finite() {
                                 return Err(Error::data(
@@ -264,7 +308,7 @@ pub fn inpaint_volume(
                                     "the gap model produced a non-finite value (bad weights?)",
                                 ));
                             }
-                            let p = w.at(i, j, k);
+                            let p = w.at(oi, oj, ok);
                             sum[p] += wi.unscale(v.clamp(-0.25, MAX_SCALED)) as f64;
                             count[p] += 1;
                         }
