@@ -206,9 +206,10 @@ pub fn physics_fill(
 }
 
 /// Blends the best run's intensity (`best`, scaled to the counts) into the gap of
-/// `start_fill`: gated by its agreement with the second best run (`second`) over the strong part
-/// of the gap, per voxel by the signal strength and by the two runs' log difference. Returns the fill (measured voxels of
-/// `intensity` unchanged), the agreement and the gate's weight.
+/// `start_fill`: gated by its agreement with the second best run (`second`) over the strong
+/// part of the gap, per voxel by the signal strength and by the two runs' log difference.
+/// Returns the fill (measured voxels of `intensity` unchanged), the agreement and the gate's
+/// weight.
 pub fn blend_two_runs(
     intensity: &ArrayD<f32>,
     mask: &ArrayD<f32>,
