@@ -257,16 +257,17 @@ pub fn inpaint_volume_flips(
         let k = if v & 4 != 0 { s2 - 1 - k } else { k };
         (i, j, k, (i * s1 + j) * s2 + k)
     };
-    let jobs: Vec<(usize, &Window)> = (0..flips)
-        .flat_map(|v| windows.iter().map(move |w| (v, w)))
+    // Each window's input is cut once and shared by its mirrorings.
+    let inputs: Vec<WindowInput> = windows
+        .iter()
+        .map(|w| window_input(&prefilled, &m3, w))
+        .collect();
+    let jobs: Vec<(usize, &Window, &WindowInput)> = (0..flips)
+        .flat_map(|v| windows.iter().zip(&inputs).map(move |(w, wi)| (v, w, wi)))
         .collect();
     for chunk in jobs.chunks(batch.max(1)) {
-        let inputs: Vec<WindowInput> = chunk
-            .iter()
-            .map(|(_, w)| window_input(&prefilled, &m3, w))
-            .collect();
         let mut buf = Vec::with_capacity(chunk.len() * 2 * n);
-        for ((v, _), wi) in chunk.iter().zip(&inputs) {
+        for (v, _, wi) in chunk {
             for src in [&wi.x, &wi.m] {
                 for i in 0..s0 {
                     for j in 0..s1 {
@@ -293,7 +294,7 @@ pub fn inpaint_volume_flips(
                 ),
             ));
         }
-        for (b, ((mirror, w), wi)) in chunk.iter().zip(&inputs).enumerate() {
+        for (b, (mirror, w, wi)) in chunk.iter().enumerate() {
             let yb = &y[b * n..(b + 1) * n];
             let mut idx = 0;
             for i in 0..s0 {

@@ -244,10 +244,9 @@ pub fn blend_two_runs(
         .fold(0.0f32, |a, (&i, _)| a.max(i)) as f64)
         .ln_1p()
         .max(1e-6);
-    let strong = |f: f32| {
-        let s = (f.max(0.0) as f64).ln_1p() / log_max;
-        ((s - STRONG_FROM) / (STRONG_TO - STRONG_FROM)).clamp(0.0, 1.0)
-    };
+    let relative_log = |f: f32| (f.max(0.0) as f64).ln_1p() / log_max;
+    let strong =
+        |f: f32| ((relative_log(f) - STRONG_FROM) / (STRONG_TO - STRONG_FROM)).clamp(0.0, 1.0);
     let ln = |v: f32| (v.max(0.0) as f64).ln_1p();
     // Agreement of the two best runs over the strong part of the gap.
     let (mut a, mut b) = (vec![], vec![]);
@@ -279,8 +278,7 @@ pub fn blend_two_runs(
         if weight <= 0.0 {
             return 0.0;
         }
-        let s = (f.max(0.0) as f64).ln_1p() / log_max;
-        ((s - unmixed_from) / (STRONG_TO - STRONG_FROM)).clamp(0.0, 1.0)
+        ((relative_log(f) - unmixed_from) / (STRONG_TO - STRONG_FROM)).clamp(0.0, 1.0)
     };
     let out = Zip::from(intensity)
         .and(start_fill)
