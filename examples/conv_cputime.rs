@@ -55,6 +55,8 @@ fn main() {
         ("conv3d_d4", 8, 32, 32, [32, 32, 32], [3, 3, 3], [4, 4, 4]),
         ("conv2d_48", 32, 48, 48, [1, 128, 128], [1, 3, 3], [1, 1, 1]),
         ("conv2d_1", 32, 1, 48, [1, 128, 128], [1, 3, 3], [1, 1, 1]),
+        // the patch model's first head convolution (most of its training FLOPs)
+        ("head0", 8, 32, 24, [32, 32, 32], [4, 4, 4], [1, 1, 1]),
     ];
     if only.is_empty() || only == "pool" {
         pool_upsample();

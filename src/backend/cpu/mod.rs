@@ -29,7 +29,7 @@ impl Backend for CpuBackend {
     }
 
     fn full(&self, len: usize, value: f32) -> Result<Storage> {
-        Ok(Storage::Cpu(vec![value; len]))
+        Ok(Storage::Cpu(crate::ops::alloc::filled(len, value)))
     }
 
     fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage> {

@@ -192,17 +192,24 @@ fn forward_plan(
 
 /// Forward convolution.
 pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
-    let mut y = crate::ops::alloc::zeroed(g.output_len());
+    // every output is written (direct kernels and GEMM with beta = 0)
+    let mut y = crate::ops::alloc::for_overwrite(g.output_len());
     forward_plan(x, w, bias, &Plan::of(g), g.batch, g.out_channels, &mut y);
     y
 }
 
 /// Gradient with respect to the input.
 pub fn backward_data(gy: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let mut gx = crate::ops::alloc::zeroed(g.input_len());
+    // The gather writes every element (a forward convolution); col2im accumulates.
+    let gather = g.stride == [1, 1, 1] && g.in_channels >= GATHER_MIN_CHANNELS;
+    let mut gx = if gather {
+        crate::ops::alloc::for_overwrite(g.input_len())
+    } else {
+        crate::ops::alloc::zeroed(g.input_len())
+    };
     // The gather's GEMM has `in_channels` rows: too few (e.g. a first layer on one-channel
     // images) waste most of the GEMM micro-kernel, so those take the col2im path.
-    if g.stride == [1, 1, 1] && g.in_channels >= GATHER_MIN_CHANNELS {
+    if gather {
         backward_data_gather(gy, w, g, &mut gx);
     } else {
         backward_data_col2im(gy, w, g, &mut gx);

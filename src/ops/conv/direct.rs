@@ -32,9 +32,9 @@ const LANES: usize = 16;
 /// Output slots per forward task.
 const FWD_TASK_SLOTS: usize = 64;
 /// Output slots per backward-weight work unit (the span of one lane-reduction).
-const BW_UNIT_SLOTS: usize = 64;
+const BW_UNIT_SLOTS: usize = 128;
 /// Upper bound on the partial weight gradients of the backward-weight pass.
-const MAX_WEIGHT_CHUNKS: usize = 64;
+const MAX_WEIGHT_CHUNKS: usize = 16;
 /// Upper bound on the floats held by all partial weight gradients together.
 const WEIGHT_PARTIALS_BUDGET: usize = 1 << 23;
 /// Fewest busy lanes (as a fraction of all computed lanes) for the direct path to be used.
@@ -52,7 +52,7 @@ pub(crate) fn enabled() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 fn detect() -> bool {
-    std::is_x86_feature_detected!("avx512f")
+    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -348,7 +348,7 @@ unsafe fn forward_block_avx512(
 /// Groups `slots` by `V` (the last group repeats its final slot) and runs the kernel on each.
 #[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512vl")]
 unsafe fn fwd_slots<const OB: usize, const V: usize>(
     xn: &[f32],
     lay: &Layout,
@@ -372,7 +372,7 @@ unsafe fn fwd_slots<const OB: usize, const V: usize>(
 /// registers.
 #[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512vl")]
 #[inline]
 unsafe fn fwd_kernel<const OB: usize, const V: usize>(
     xn: *const f32,
@@ -510,7 +510,7 @@ fn backward_weight_impl(
 /// # Safety
 /// AVX-512F must be available.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512vl")]
 unsafe fn bw_unit_avx512(
     xn: &[f32],
     gn: &[f32],
@@ -526,10 +526,9 @@ unsafe fn bw_unit_avx512(
         for r0 in (0..rows).step_by(BW_TB) {
             let xoff: [usize; BW_TB] = std::array::from_fn(|j| ctoff[(r0 + j).min(rows - 1)]);
             let sums = bw_kernel(xn.as_ptr(), gn.as_ptr(), &goff, &xoff, slots);
-            for (j, row) in sums.iter().enumerate().take(o - o0) {
-                let dst = &mut acc[(o0 + j) * rows + r0..];
-                for (k, v) in row.iter().enumerate().take(rows - r0) {
-                    dst[k] += v;
+            for (k, col) in sums.iter().enumerate().take(rows - r0) {
+                for (j, v) in col.iter().enumerate().take(o - o0) {
+                    acc[(o0 + j) * rows + r0 + k] += v;
                 }
             }
         }
@@ -549,141 +548,61 @@ unsafe fn bw_unit_avx512(
     unreachable!("the direct path is only enabled on x86-64 with AVX-512F")
 }
 
-/// 4 gradient rows x 6 (channel, tap) pairs summed over `slots` (at least one), then across
-/// lanes. Written out register by register (generated), and the accumulators start from the
-/// first slot's products rather than zero: with the array form or zero-initialised
-/// accumulators LLVM kept them in zmm0-15 and spilled a third of them to the stack.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline(never)]
-unsafe fn bw_kernel(
-    xn: *const f32,
-    gn: *const f32,
-    goff: &[usize; BW_OB],
-    xoff: &[usize; BW_TB],
-    slots: &[Slot],
-) -> [[f32; BW_TB]; BW_OB] {
-    use std::arch::x86_64::*;
-    let Some((first, rest)) = slots.split_first() else {
-        return [[0.0; BW_TB]; BW_OB];
+/// Defines a backward-weight micro-kernel: `BW_OB` gradient rows x `BW_TB` (channel, tap)
+/// pairs summed over `slots` (at least one), then across lanes; returns the sums indexed
+/// `[pair][row]`. Written out accumulator by accumulator (the macro lists them column by
+/// column: one input vector, then its products with every gradient row), and the
+/// accumulators start from the first slot's products rather than zero: with an array of
+/// zero-initialised accumulators LLVM spilled a third of them to the stack.
+macro_rules! bw_kernel_fn {
+    ($name:ident, grads [$(($gv:ident, $gp:ident, $gi:literal)),*],
+     cols [$(($xp:ident, $xi:literal) => [$($acc:ident * $gu:ident),*]),*]) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512vl")]
+        #[inline(never)]
+        unsafe fn $name(
+            xn: *const f32,
+            gn: *const f32,
+            goff: &[usize; BW_OB],
+            xoff: &[usize; BW_TB],
+            slots: &[Slot],
+        ) -> [[f32; BW_OB]; BW_TB] {
+            use std::arch::x86_64::*;
+            let Some((first, rest)) = slots.split_first() else {
+                return [[0.0; BW_OB]; BW_TB];
+            };
+            $(let $gp = gn.add(goff[$gi]);)*
+            $(let $xp = xn.add(xoff[$xi]);)*
+            let m = first.mask;
+            $(let $gv = _mm512_maskz_loadu_ps(m, $gp.add(first.out));)*
+            $(
+                let x = _mm512_maskz_loadu_ps(m, $xp.add(first.inp));
+                $(let mut $acc = _mm512_mul_ps($gu, x);)*
+            )*
+            for s in rest {
+                let m = s.mask;
+                $(let $gv = _mm512_maskz_loadu_ps(m, $gp.add(s.out));)*
+                $(
+                    let x = _mm512_maskz_loadu_ps(m, $xp.add(s.inp));
+                    $($acc = _mm512_fmadd_ps($gu, x, $acc);)*
+                )*
+            }
+            [$([$(_mm512_reduce_add_ps($acc)),*]),*]
+        }
     };
-    let g0p = gn.add(goff[0]);
-    let g1p = gn.add(goff[1]);
-    let g2p = gn.add(goff[2]);
-    let g3p = gn.add(goff[3]);
-    let x0p = xn.add(xoff[0]);
-    let x1p = xn.add(xoff[1]);
-    let x2p = xn.add(xoff[2]);
-    let x3p = xn.add(xoff[3]);
-    let x4p = xn.add(xoff[4]);
-    let x5p = xn.add(xoff[5]);
-    let m = first.mask;
-    let g0 = _mm512_maskz_loadu_ps(m, g0p.add(first.out));
-    let g1 = _mm512_maskz_loadu_ps(m, g1p.add(first.out));
-    let g2 = _mm512_maskz_loadu_ps(m, g2p.add(first.out));
-    let g3 = _mm512_maskz_loadu_ps(m, g3p.add(first.out));
-    let x = _mm512_maskz_loadu_ps(m, x0p.add(first.inp));
-    let mut a00 = _mm512_mul_ps(g0, x);
-    let mut a10 = _mm512_mul_ps(g1, x);
-    let mut a20 = _mm512_mul_ps(g2, x);
-    let mut a30 = _mm512_mul_ps(g3, x);
-    let x = _mm512_maskz_loadu_ps(m, x1p.add(first.inp));
-    let mut a01 = _mm512_mul_ps(g0, x);
-    let mut a11 = _mm512_mul_ps(g1, x);
-    let mut a21 = _mm512_mul_ps(g2, x);
-    let mut a31 = _mm512_mul_ps(g3, x);
-    let x = _mm512_maskz_loadu_ps(m, x2p.add(first.inp));
-    let mut a02 = _mm512_mul_ps(g0, x);
-    let mut a12 = _mm512_mul_ps(g1, x);
-    let mut a22 = _mm512_mul_ps(g2, x);
-    let mut a32 = _mm512_mul_ps(g3, x);
-    let x = _mm512_maskz_loadu_ps(m, x3p.add(first.inp));
-    let mut a03 = _mm512_mul_ps(g0, x);
-    let mut a13 = _mm512_mul_ps(g1, x);
-    let mut a23 = _mm512_mul_ps(g2, x);
-    let mut a33 = _mm512_mul_ps(g3, x);
-    let x = _mm512_maskz_loadu_ps(m, x4p.add(first.inp));
-    let mut a04 = _mm512_mul_ps(g0, x);
-    let mut a14 = _mm512_mul_ps(g1, x);
-    let mut a24 = _mm512_mul_ps(g2, x);
-    let mut a34 = _mm512_mul_ps(g3, x);
-    let x = _mm512_maskz_loadu_ps(m, x5p.add(first.inp));
-    let mut a05 = _mm512_mul_ps(g0, x);
-    let mut a15 = _mm512_mul_ps(g1, x);
-    let mut a25 = _mm512_mul_ps(g2, x);
-    let mut a35 = _mm512_mul_ps(g3, x);
-    for s in rest {
-        let m = s.mask;
-        let g0 = _mm512_maskz_loadu_ps(m, g0p.add(s.out));
-        let g1 = _mm512_maskz_loadu_ps(m, g1p.add(s.out));
-        let g2 = _mm512_maskz_loadu_ps(m, g2p.add(s.out));
-        let g3 = _mm512_maskz_loadu_ps(m, g3p.add(s.out));
-        let x = _mm512_maskz_loadu_ps(m, x0p.add(s.inp));
-        a00 = _mm512_fmadd_ps(g0, x, a00);
-        a10 = _mm512_fmadd_ps(g1, x, a10);
-        a20 = _mm512_fmadd_ps(g2, x, a20);
-        a30 = _mm512_fmadd_ps(g3, x, a30);
-        let x = _mm512_maskz_loadu_ps(m, x1p.add(s.inp));
-        a01 = _mm512_fmadd_ps(g0, x, a01);
-        a11 = _mm512_fmadd_ps(g1, x, a11);
-        a21 = _mm512_fmadd_ps(g2, x, a21);
-        a31 = _mm512_fmadd_ps(g3, x, a31);
-        let x = _mm512_maskz_loadu_ps(m, x2p.add(s.inp));
-        a02 = _mm512_fmadd_ps(g0, x, a02);
-        a12 = _mm512_fmadd_ps(g1, x, a12);
-        a22 = _mm512_fmadd_ps(g2, x, a22);
-        a32 = _mm512_fmadd_ps(g3, x, a32);
-        let x = _mm512_maskz_loadu_ps(m, x3p.add(s.inp));
-        a03 = _mm512_fmadd_ps(g0, x, a03);
-        a13 = _mm512_fmadd_ps(g1, x, a13);
-        a23 = _mm512_fmadd_ps(g2, x, a23);
-        a33 = _mm512_fmadd_ps(g3, x, a33);
-        let x = _mm512_maskz_loadu_ps(m, x4p.add(s.inp));
-        a04 = _mm512_fmadd_ps(g0, x, a04);
-        a14 = _mm512_fmadd_ps(g1, x, a14);
-        a24 = _mm512_fmadd_ps(g2, x, a24);
-        a34 = _mm512_fmadd_ps(g3, x, a34);
-        let x = _mm512_maskz_loadu_ps(m, x5p.add(s.inp));
-        a05 = _mm512_fmadd_ps(g0, x, a05);
-        a15 = _mm512_fmadd_ps(g1, x, a15);
-        a25 = _mm512_fmadd_ps(g2, x, a25);
-        a35 = _mm512_fmadd_ps(g3, x, a35);
-    }
-    [
-        [
-            _mm512_reduce_add_ps(a00),
-            _mm512_reduce_add_ps(a01),
-            _mm512_reduce_add_ps(a02),
-            _mm512_reduce_add_ps(a03),
-            _mm512_reduce_add_ps(a04),
-            _mm512_reduce_add_ps(a05),
-        ],
-        [
-            _mm512_reduce_add_ps(a10),
-            _mm512_reduce_add_ps(a11),
-            _mm512_reduce_add_ps(a12),
-            _mm512_reduce_add_ps(a13),
-            _mm512_reduce_add_ps(a14),
-            _mm512_reduce_add_ps(a15),
-        ],
-        [
-            _mm512_reduce_add_ps(a20),
-            _mm512_reduce_add_ps(a21),
-            _mm512_reduce_add_ps(a22),
-            _mm512_reduce_add_ps(a23),
-            _mm512_reduce_add_ps(a24),
-            _mm512_reduce_add_ps(a25),
-        ],
-        [
-            _mm512_reduce_add_ps(a30),
-            _mm512_reduce_add_ps(a31),
-            _mm512_reduce_add_ps(a32),
-            _mm512_reduce_add_ps(a33),
-            _mm512_reduce_add_ps(a34),
-            _mm512_reduce_add_ps(a35),
-        ],
-    ]
 }
+
+bw_kernel_fn!(bw_kernel,
+    grads [(g0, g0p, 0), (g1, g1p, 1), (g2, g2p, 2), (g3, g3p, 3)],
+    cols [
+        (x0p, 0) => [a00 * g0, a10 * g1, a20 * g2, a30 * g3],
+        (x1p, 1) => [a01 * g0, a11 * g1, a21 * g2, a31 * g3],
+        (x2p, 2) => [a02 * g0, a12 * g1, a22 * g2, a32 * g3],
+        (x3p, 3) => [a03 * g0, a13 * g1, a23 * g2, a33 * g3],
+        (x4p, 4) => [a04 * g0, a14 * g1, a24 * g2, a34 * g3],
+        (x5p, 5) => [a05 * g0, a15 * g1, a25 * g2, a35 * g3]
+    ]
+);
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ const CHUNK: usize = 1 << 14;
 
 /// `op(x)` for every element.
 pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
-    let mut out = crate::ops::alloc::zeroed(x.len());
+    let mut out = crate::ops::alloc::for_overwrite(x.len());
     if x.len() < PAR_THRESHOLD {
         out.iter_mut().zip(x).for_each(|(o, &v)| *o = op.apply(v));
     } else {
@@ -21,7 +21,7 @@ pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
 
 /// `gy * op'(x)` for every element.
 pub fn unary_backward(op: UnaryOp, x: &[f32], gy: &[f32]) -> Vec<f32> {
-    let mut out = crate::ops::alloc::zeroed(x.len());
+    let mut out = crate::ops::alloc::for_overwrite(x.len());
     let body = |o: &mut [f32], xs: &[f32], gs: &[f32]| {
         for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
             *o = g * op.derivative(v);
@@ -47,7 +47,7 @@ pub fn binary(
     out_shape: &[usize],
 ) -> Vec<f32> {
     let n: usize = out_shape.iter().product();
-    let mut out = crate::ops::alloc::zeroed(n);
+    let mut out = crate::ops::alloc::for_overwrite(n);
     if a_shape == b_shape {
         let body = |o: &mut [f32], xs: &[f32], ys: &[f32]| {
             for ((o, &x), &y) in o.iter_mut().zip(xs).zip(ys) {

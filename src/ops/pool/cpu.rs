@@ -59,7 +59,7 @@ pub fn forward(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<f32>) {
     let [wd, wh, ww] = g.window;
     let in_plane = id * ih * iw;
     let out_plane = (od * oh * ow).max(1);
-    let mut y = crate::ops::alloc::zeroed(g.output_len());
+    let mut y = crate::ops::alloc::for_overwrite(g.output_len());
     let mut arg = crate::ops::alloc::zeroed(g.output_len());
     let ppt = planes_per_task(in_plane);
     y.par_chunks_mut(out_plane * ppt)

@@ -12,7 +12,7 @@ pub fn forward(x: &[f32], g: &UpsampleGeometry) -> Vec<f32> {
     let [id, ih, iw] = g.input;
     let [od, oh, ow] = g.output();
     let [fd, fh, fw] = g.factor;
-    let mut y = crate::ops::alloc::zeroed(g.output_len());
+    let mut y = crate::ops::alloc::for_overwrite(g.output_len());
     let slice = (oh * ow).max(1);
     let min_len = (8192 / slice).max(1);
     y.par_chunks_mut(slice)
