@@ -85,6 +85,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn download(&self, storage: &Storage) -> Result<Vec<f32>>;
     /// A new storage of `len` elements all equal to `value`.
     fn full(&self, len: usize, value: f32) -> Result<Storage>;
+    /// A new storage of `len` elements that the caller overwrites entirely before reading
+    /// (e.g. the output of a concatenation); its contents are unspecified. Defaults to zeros.
+    fn for_overwrite(&self, len: usize) -> Result<Storage> {
+        self.full(len, 0.0)
+    }
     /// Element-wise `op(x)`.
     fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage>;
     /// `gy * op'(x)`, the backward of [`Backend::unary`].

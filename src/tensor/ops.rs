@@ -805,7 +805,8 @@ pub fn concat(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
     out_shape[axis] = total;
     let device = first.device().clone();
     let backend = device.backend();
-    let mut y = backend.full(out_shape.iter().product(), 0.0)?;
+    // the copies below cover every element of the output
+    let mut y = backend.for_overwrite(out_shape.iter().product())?;
     let mut copies = Vec::with_capacity(tensors.len());
     let mut offset = 0;
     for t in tensors {
@@ -829,7 +830,8 @@ pub fn concat(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
         copies
             .iter()
             .map(|(c, s)| {
-                let mut g = be.full(s.iter().product(), 0.0)?;
+                // one copy covers the whole input gradient
+                let mut g = be.for_overwrite(s.iter().product())?;
                 let back = AxisCopy {
                     src_len: c.dst_len,
                     src_start: c.dst_start,

@@ -32,6 +32,10 @@ impl Backend for CpuBackend {
         Ok(Storage::Cpu(crate::ops::alloc::filled(len, value)))
     }
 
+    fn for_overwrite(&self, len: usize) -> Result<Storage> {
+        Ok(Storage::Cpu(crate::ops::alloc::for_overwrite(len)))
+    }
+
     fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage> {
         Ok(Storage::Cpu(elementwise::cpu::unary(op, x.cpu("unary")?)))
     }

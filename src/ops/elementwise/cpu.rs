@@ -6,33 +6,53 @@ use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 14;
 
-/// `op(x)` for every element.
-pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
-    let mut out = crate::ops::alloc::for_overwrite(x.len());
+/// `f(x)` for every element into `out` (parallel over chunks for large inputs).
+fn map1(out: &mut [f32], x: &[f32], f: impl Fn(f32) -> f32 + Sync) {
+    let body = |o: &mut [f32], xs: &[f32]| o.iter_mut().zip(xs).for_each(|(o, &v)| *o = f(v));
     if x.len() < PAR_THRESHOLD {
-        out.iter_mut().zip(x).for_each(|(o, &v)| *o = op.apply(v));
+        body(out, x);
     } else {
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
-            .for_each(|(o, xs)| o.iter_mut().zip(xs).for_each(|(o, &v)| *o = op.apply(v)));
+            .for_each(|(o, xs)| body(o, xs));
+    }
+}
+
+/// `f(x, g)` for every pair of elements into `out`.
+fn map2(out: &mut [f32], x: &[f32], g: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    let body = |o: &mut [f32], xs: &[f32], gs: &[f32]| {
+        for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
+            *o = f(v, g);
+        }
+    };
+    if x.len() < PAR_THRESHOLD {
+        body(out, x, g);
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+            .for_each(|(o, (xs, gs))| body(o, xs, gs));
+    }
+}
+
+/// `op(x)` for every element. The activations get loops of their own (the generic loop
+/// matches `op` per element, which keeps it scalar).
+pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
+    let mut out = crate::ops::alloc::for_overwrite(x.len());
+    match op {
+        UnaryOp::LeakyRelu(s) => map1(&mut out, x, |v| if v > 0.0 { v } else { s * v }),
+        UnaryOp::Relu => map1(&mut out, x, |v| if v > 0.0 { v } else { 0.0 }),
+        _ => map1(&mut out, x, |v| op.apply(v)),
     }
     out
 }
 
-/// `gy * op'(x)` for every element.
+/// `gy * op'(x)` for every element (activations specialised as in [`unary`]).
 pub fn unary_backward(op: UnaryOp, x: &[f32], gy: &[f32]) -> Vec<f32> {
     let mut out = crate::ops::alloc::for_overwrite(x.len());
-    let body = |o: &mut [f32], xs: &[f32], gs: &[f32]| {
-        for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
-            *o = g * op.derivative(v);
-        }
-    };
-    if x.len() < PAR_THRESHOLD {
-        body(&mut out, x, gy);
-    } else {
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK).zip(gy.par_chunks(CHUNK)))
-            .for_each(|(o, (xs, gs))| body(o, xs, gs));
+    match op {
+        UnaryOp::LeakyRelu(s) => map2(&mut out, x, gy, |v, g| if v > 0.0 { g } else { s * g }),
+        UnaryOp::Relu => map2(&mut out, x, gy, |v, g| if v > 0.0 { g } else { g * 0.0 }),
+        _ => map2(&mut out, x, gy, |v, g| g * op.derivative(v)),
     }
     out
 }
