@@ -261,6 +261,34 @@ fn gap_prior_recovers_and_frees_the_gap_again() {
     assert!(phasing::Phaser::new(&problem, &bad).is_err());
 }
 
+#[test]
+fn gap_interval_keeps_masked_intensities_near_the_fill() {
+    let truth = object(&[64, 64], &[11.0, 8.0]);
+    let full = intensity(&truth);
+    let mask = ArrayD::from_shape_fn(IxDyn(&[64, 64]), |i| u8::from((35..41).contains(&i[1])));
+    // the exact intensity as the fill: a narrow interval makes the gap nearly observed
+    let problem = Problem::from_centred(&full, Some(&mask))
+        .unwrap()
+        .with_support_hint(&full)
+        .unwrap();
+    let o = Options {
+        gap_interval: Some([0.9, 1.1]),
+        ..opts_keep_all("RAAR**600,ER**200", 4)
+    };
+    let runs = phasing::phase(&problem, &o, &Start::Random, &mut |_, _, _| {}).unwrap();
+    check(&truth, &runs, 0.15, 0.3);
+    for bad in [[1.2, 1.0], [-0.1, 1.0], [0.5, f32::INFINITY]] {
+        let o = Options {
+            gap_interval: Some(bad),
+            ..o.clone()
+        };
+        assert!(
+            phasing::Phaser::new(&problem, &o).is_err(),
+            "{bad:?} accepted"
+        );
+    }
+}
+
 /// Partial coherence: a 2-D intensity blurred by a Gaussian PSF (sigma 0.6 px) is phased
 /// without and with the PSF model; the estimated PSF explains the blur (a lower LLK) and gives
 /// a good object where the coherent model fails.

@@ -158,7 +158,7 @@ def inpaint(
 def phase_runs(
     intensity: np.ndarray,
     mask: Optional[np.ndarray] = None,
-    algorithm: str = "RAAR**600,ER**200",
+    algorithm: str = "RAAR**500,HIO**300,ER**200",
     runs: int = 1,
     keep: int = 1,
     seed: int = 0,
@@ -168,7 +168,7 @@ def phase_runs(
     support_threshold: float = 0.25,
     support_method: str = "rms",
     support_period: int = 50,
-    autocorrelation_threshold: float = 0.1,
+    autocorrelation_threshold: float = 0.0,
     confidence: float = 0.0,
     free_fraction: float = 0.05,
     device: Optional[str] = None,
@@ -229,7 +229,7 @@ def phase_runs(
 def phase(
     intensity: np.ndarray,
     mask: Optional[np.ndarray] = None,
-    algorithm: str = "RAAR**600,ER**200",
+    algorithm: str = "RAAR**500,HIO**300,ER**200",
     runs: int = 1,
     keep: int = 1,
     seed: int = 0,

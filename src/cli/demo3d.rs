@@ -128,6 +128,8 @@ fn phase_and_compare(
         runs,
         keep: 1,
         seed,
+        // the short chain and the initial support it was measured with
+        autocorrelation_threshold: 0.1,
         ..Options::default()
     };
     let total = options.chain.total_cycles() as u64 * runs as u64;

@@ -72,7 +72,7 @@ pub struct PhaseArgs {
     pub index: Option<usize>,
     /// Algorithm chain, PyNX notation: `RAAR**600,ER**200`, `HIO**300`, `(Sup*RAAR**50)**12`.
     /// `,` runs left to right, `A*B` runs B then A, `Sup` is one shrink-wrap.
-    #[arg(long, default_value = "RAAR**600,ER**200")]
+    #[arg(long, default_value = phasing::DEFAULT_CHAIN)]
     pub algorithm: String,
     /// Automatic shrink-wrap every N cycles of HIO/RAAR (0: only explicit `Sup`).
     #[arg(long, default_value_t = 50)]
@@ -83,8 +83,9 @@ pub struct PhaseArgs {
     /// Reference of the shrink-wrap threshold: `rms` (inside the support) or `max`.
     #[arg(long, default_value = "rms")]
     pub support_method: String,
-    /// Initial support threshold on the autocorrelation, relative to its max.
-    #[arg(long, default_value_t = 0.1)]
+    /// Initial support threshold on the autocorrelation, relative to its max; 0: automatic
+    /// (0.2 for 3-D data, 0.1 for 2-D).
+    #[arg(long, default_value_t = 0.0)]
     pub autocorrelation_threshold: f32,
     /// HIO/RAAR beta.
     #[arg(long, default_value_t = 0.9)]
@@ -97,6 +98,17 @@ pub struct PhaseArgs {
     /// free; 0: free throughout. Used when the gap holds signal; CPU only.
     #[arg(long, default_value_t = 0.0)]
     pub gap_prior: f32,
+    /// Confidence interval of the masked voxels, `LOW,HIGH`: their calculated intensity is
+    /// kept within these factors of a gap-filled copy of the data (log-linear fill) in every
+    /// cycle; `none` leaves them free. Used when the gap holds signal; CPU only.
+    #[arg(long, default_value = "none")]
+    pub gap_interval: String,
+    /// Where the gap-filled copy of the data (initial support, `--gap-prior`, `--gap-interval`)
+    /// comes from: `loglinear` (a log-linear fill of the masked data) or `input` (the input's
+    /// own values in the masked voxels, e.g. a `bragg inpaint` output phased with
+    /// `--mask-key gap`).
+    #[arg(long, default_value = "loglinear")]
+    pub gap_fill: String,
     /// Partial coherence: estimate a point-spread function of the intensity, starting from a
     /// Gaussian of this FWHM (voxels), refined by Richardson-Lucy steps; written as `psf`.
     /// Advised for measured synchrotron data. The cycles then run on the CPU.
@@ -352,8 +364,23 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
             Start::Random
         }
     };
-    let problem = Problem::from_centred(&intensity, mask.as_ref())
+    let mut problem = Problem::from_centred(&intensity, mask.as_ref())
         .map_err(|e| Error::data(path, format!("key `{}`: {e}", args.key)))?;
+    match args.gap_fill.to_ascii_lowercase().as_str() {
+        "loglinear" => {}
+        "input" => {
+            if mask.as_ref().is_some_and(|m| m.iter().any(|&v| v != 0)) {
+                problem = problem.with_support_hint(&intensity)?;
+            }
+        }
+        other => {
+            return Err(Error::arg(
+                "phase",
+                "--gap-fill",
+                format!("`{other}` (expected loglinear or input)"),
+            ))
+        }
+    }
     let method = match args.support_method.to_ascii_lowercase().as_str() {
         "rms" => ThresholdMethod::Rms,
         "max" => ThresholdMethod::Max,
@@ -383,6 +410,7 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
         predicted_support: args.start_support_threshold,
         hedge_predicted: !args.no_hedge,
         gap_prior: args.gap_prior,
+        gap_interval: parse_gap_interval(&args.gap_interval)?,
         psf: args.psf.map(|fwhm| phasing::PsfOptions {
             fwhm,
             start: args.psf_start,
@@ -531,4 +559,28 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
         println!("wrote {}", args.out.display());
     }
     Ok(())
+}
+
+/// Parses `--gap-interval`: `none`, or `LOW,HIGH` (factors of the gap fill).
+fn parse_gap_interval(text: &str) -> Result<Option<[f32; 2]>> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("none") || t.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        Error::arg(
+            "phase",
+            "--gap-interval",
+            format!("{text:?}: expected `none` or LOW,HIGH with 0 <= LOW <= HIGH (e.g. 0.5,1.2)"),
+        )
+    };
+    let parts: Vec<f32> = t
+        .split(',')
+        .map(|v| v.trim().parse::<f32>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| bad())?;
+    match parts[..] {
+        [lo, hi] if lo >= 0.0 && hi >= lo && hi.is_finite() => Ok(Some([lo, hi])),
+        _ => Err(bad()),
+    }
 }

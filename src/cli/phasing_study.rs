@@ -115,6 +115,8 @@ pub fn run(args: &PhasingStudyArgs, device: &Device) -> Result<()> {
             keep: 1,
             predicted_support: args.start_support_threshold,
             hedge_predicted: !args.no_hedge,
+            // the initial support of the studies in REPORT.md section 7
+            autocorrelation_threshold: 0.1,
             ..Options::default()
         },
         success: args.success,

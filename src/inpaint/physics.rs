@@ -138,6 +138,8 @@ pub fn physics_candidates(
         chain: Chain::parse(&opts.chain)?,
         runs: opts.runs,
         seed: opts.seed,
+        // the setting the refinement was measured with (REPORT.md section 6.7)
+        autocorrelation_threshold: 0.1,
         ..Options::default()
     };
     let mut phaser = Phaser::new(&problem, &options)?;

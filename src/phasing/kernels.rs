@@ -80,6 +80,36 @@ pub fn fourier_projection(
         });
 }
 
+/// Amplitude range of one voxel of the wave (see [`clamp_amplitudes`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AmplitudeBound {
+    /// Flat index of the voxel.
+    pub index: usize,
+    /// Lowest amplitude allowed.
+    pub low: f32,
+    /// Highest amplitude allowed.
+    pub high: f32,
+}
+
+/// Clamps the amplitude of the listed voxels of `psi` into `scale * [low, high]`, keeping their
+/// phase (a voxel of zero amplitude raised to the bound gets phase 0). Run after
+/// [`fourier_projection`], whose `scale` the bounds take.
+pub fn clamp_amplitudes(psi: &mut [Complex32], bounds: &[AmplitudeBound], scale: f32) {
+    for b in bounds {
+        let p = &mut psi[b.index];
+        let calc = p.norm();
+        let target = calc.clamp(scale * b.low, scale * b.high);
+        if target == calc {
+            continue;
+        }
+        if calc > 1e-30 {
+            *p *= target / calc;
+        } else {
+            *p = Complex32::new(target, 0.0);
+        }
+    }
+}
+
 /// Real-space update of the iterate `rho` given the Fourier-projected wave `proj` (already back in
 /// real space): inside the support `rho <- proj`; outside it follows `algorithm` with `beta`.
 pub fn real_space_update(
@@ -336,6 +366,32 @@ mod tests {
         let mut psi = vec![Complex32::new(3.0, 4.0)];
         fourier_projection(&mut psi, &[4.6 * 4.6], &[OBSERVED], 1.0, 1.0);
         assert!((psi[0].norm() - 5.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn clamped_amplitudes_stay_in_their_bounds_and_keep_their_phase() {
+        let mut psi = vec![
+            Complex32::from_polar(10.0, 0.3),
+            Complex32::from_polar(0.5, -1.2),
+            Complex32::from_polar(2.0, 2.0),
+            Complex32::new(0.0, 0.0),
+            Complex32::from_polar(7.0, 1.0),
+        ];
+        let untouched = psi[4];
+        let bound = |index, low, high| AmplitudeBound { index, low, high };
+        let bounds = [
+            bound(0, 2.0, 4.0),
+            bound(1, 2.0, 4.0),
+            bound(2, 2.0, 4.0),
+            bound(3, 1.0, 3.0),
+        ];
+        clamp_amplitudes(&mut psi, &bounds, 0.5);
+        // scale 0.5: the bounds become [1, 2] and [0.5, 1.5]
+        assert!((psi[0].norm() - 2.0).abs() < 1e-5 && (psi[0].arg() - 0.3).abs() < 1e-5);
+        assert!((psi[1].norm() - 1.0).abs() < 1e-5 && (psi[1].arg() + 1.2).abs() < 1e-5);
+        assert!((psi[2].norm() - 2.0).abs() < 1e-5 && (psi[2].arg() - 2.0).abs() < 1e-5);
+        assert!((psi[3] - Complex32::new(0.5, 0.0)).norm() < 1e-6);
+        assert_eq!(psi[4], untouched);
     }
 
     #[test]
