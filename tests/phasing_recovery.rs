@@ -262,6 +262,41 @@ fn gap_prior_recovers_and_frees_the_gap_again() {
 }
 
 #[test]
+fn automatic_autocorrelation_threshold_follows_dimension_and_chain() {
+    let default = Options::default();
+    assert_eq!(default.autocorrelation_threshold, 0.0);
+    assert_eq!(
+        default.autocorrelation_threshold_for(3),
+        phasing::AUTOCORRELATION_THRESHOLD_HIO_3D
+    );
+    assert_eq!(
+        default.autocorrelation_threshold_for(2),
+        phasing::AUTOCORRELATION_THRESHOLD
+    );
+    let raar = options("RAAR**600,ER**200", 1);
+    assert_eq!(
+        raar.autocorrelation_threshold_for(3),
+        phasing::AUTOCORRELATION_THRESHOLD
+    );
+    let explicit = Options {
+        autocorrelation_threshold: 0.3,
+        ..Options::default()
+    };
+    assert_eq!(explicit.autocorrelation_threshold_for(3), 0.3);
+    let problem = Problem::from_centred(&intensity(&object(&[32, 32], &[6.0, 5.0])), None).unwrap();
+    for bad in [-0.1, 1.0, f32::NAN] {
+        let o = Options {
+            autocorrelation_threshold: bad,
+            ..Options::default()
+        };
+        assert!(
+            phasing::Phaser::new(&problem, &o).is_err(),
+            "{bad} accepted"
+        );
+    }
+}
+
+#[test]
 fn gap_interval_keeps_masked_intensities_near_the_fill() {
     let truth = object(&[64, 64], &[11.0, 8.0]);
     let full = intensity(&truth);

@@ -84,7 +84,7 @@ pub struct PhaseArgs {
     #[arg(long, default_value = "rms")]
     pub support_method: String,
     /// Initial support threshold on the autocorrelation, relative to its max; 0: automatic
-    /// (0.2 for 3-D data, 0.1 for 2-D).
+    /// (0.2 for 3-D data with a chain that has HIO cycles, else 0.1).
     #[arg(long, default_value_t = 0.0)]
     pub autocorrelation_threshold: f32,
     /// HIO/RAAR beta.

@@ -193,7 +193,7 @@ pub struct Options {
     /// Shrink-wrap parameters (including the automatic period).
     pub shrink_wrap: ShrinkWrap,
     /// Threshold of the initial autocorrelation support, relative to its max; 0 chooses
-    /// by dimension ([`AUTOCORRELATION_THRESHOLD_3D`], [`AUTOCORRELATION_THRESHOLD_2D`]).
+    /// automatically (see [`Options::autocorrelation_threshold_for`]).
     pub autocorrelation_threshold: f32,
 
     /// Poisson confidence interval of the projection, in units of the amplitude's standard
@@ -238,12 +238,22 @@ pub struct Options {
 
 impl Options {
     /// The autocorrelation threshold used for data of `rank` dimensions (resolves 0, the
-    /// automatic choice).
+    /// automatic choice: [`AUTOCORRELATION_THRESHOLD_HIO_3D`] for 3-D data phased with a
+    /// chain that has HIO cycles, else [`AUTOCORRELATION_THRESHOLD`]).
     pub fn autocorrelation_threshold_for(&self, rank: usize) -> f32 {
-        match (self.autocorrelation_threshold, rank) {
-            (t, _) if t > 0.0 => t,
-            (_, 3) => AUTOCORRELATION_THRESHOLD_3D,
-            _ => AUTOCORRELATION_THRESHOLD_2D,
+        let has_hio = self.chain.ops.iter().any(|op| {
+            matches!(
+                op,
+                Op::Cycles {
+                    algorithm: Algorithm::Hio,
+                    ..
+                }
+            )
+        });
+        match self.autocorrelation_threshold {
+            t if t > 0.0 => t,
+            _ if rank == 3 && has_hio => AUTOCORRELATION_THRESHOLD_HIO_3D,
+            _ => AUTOCORRELATION_THRESHOLD,
         }
     }
 }
@@ -277,15 +287,15 @@ impl Default for Options {
 /// threshold 0.1.
 pub const DEFAULT_CHAIN: &str = "RAAR**500,HIO**300,ER**200";
 
-/// Threshold of the initial autocorrelation support of 3-D data when
-/// [`Options::autocorrelation_threshold`] is 0 (automatic), relative to its maximum (see
-/// [`DEFAULT_CHAIN`] for the measurement: 0.2 raised the recovered starts from 19/30 to 23/30
-/// without a gap and from 17/30 to 21/30 with one).
-pub const AUTOCORRELATION_THRESHOLD_3D: f32 = 0.2;
+/// Threshold of the initial autocorrelation support (relative to its maximum) chosen when
+/// [`Options::autocorrelation_threshold`] is 0 (automatic) for 3-D data and a chain with HIO
+/// cycles: with [`DEFAULT_CHAIN`] it recovered 49/60 starts without a gap and 43/60 with one,
+/// against 44/60 and 37/60 at 0.1 (REPORT.md section 8.8).
+pub const AUTOCORRELATION_THRESHOLD_HIO_3D: f32 = 0.2;
 
-/// The same for 2-D data (0.2 was not measured better in 2-D; a blurred 2-D pattern failed
-/// with it).
-pub const AUTOCORRELATION_THRESHOLD_2D: f32 = 0.1;
+/// The automatic threshold otherwise: with RAAR-only chains 0.2 was not better (8/20 vs 8/20
+/// starts without a gap, `RAAR**300,ER**100`), and a blurred 2-D pattern failed with it.
+pub const AUTOCORRELATION_THRESHOLD: f32 = 0.1;
 
 /// Default of [`Options::predicted_support`].
 pub const PREDICTED_SUPPORT_THRESHOLD: f32 = 0.1;
