@@ -55,7 +55,7 @@ pub struct InpaintArgs {
     #[arg(long, default_value = "auto")]
     pub physics: String,
     /// Phasing chain of the physics refinement.
-    #[arg(long, default_value = "HIO**400,RAAR**400,ER**200")]
+    #[arg(long, default_value = crate::phasing::DEFAULT_CHAIN)]
     pub physics_chain: String,
 }
 

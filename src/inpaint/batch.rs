@@ -32,7 +32,7 @@ impl Default for BatchOptions {
             stride: super::DEFAULT_STRIDE,
             finetune: 0.0,
             physics: "auto".into(),
-            physics_chain: "HIO**400,RAAR**400,ER**200".into(),
+            physics_chain: crate::phasing::DEFAULT_CHAIN.into(),
         }
     }
 }

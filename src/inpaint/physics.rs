@@ -48,7 +48,7 @@ pub struct PhysicsOptions {
 impl Default for PhysicsOptions {
     fn default() -> Self {
         PhysicsOptions {
-            chain: "HIO**400,RAAR**400,ER**200".into(),
+            chain: crate::phasing::DEFAULT_CHAIN.into(),
             runs: 4,
             seed: 0,
             near_gap: 3,
@@ -138,8 +138,8 @@ pub fn physics_candidates(
         chain: Chain::parse(&opts.chain)?,
         runs: opts.runs,
         seed: opts.seed,
-        // the setting the refinement was measured with (REPORT.md section 6.7)
-        autocorrelation_threshold: 0.1,
+        // automatic: 0.2 for 3-D volumes with the default chain (REPORT.md section 8.9)
+        autocorrelation_threshold: 0.0,
         ..Options::default()
     };
     let mut phaser = Phaser::new(&problem, &options)?;
