@@ -99,8 +99,8 @@ pub struct PhaseArgs {
     #[arg(long, default_value_t = 0.0)]
     pub gap_prior: f32,
     /// Confidence interval of the masked voxels, `LOW,HIGH`: their calculated intensity is
-    /// kept within these factors of a gap-filled copy of the data (log-linear fill) in every
-    /// cycle; `none` leaves them free. Used when the gap holds signal; CPU only.
+    /// kept within these factors of the gap-filled copy of the data (see `--gap-fill`) in
+    /// every cycle; `none` leaves them free. Used when the gap holds signal; CPU only.
     #[arg(long, default_value = "none")]
     pub gap_interval: String,
     /// Where the gap-filled copy of the data (initial support, `--gap-prior`, `--gap-interval`)
