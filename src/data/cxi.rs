@@ -834,7 +834,9 @@ pub fn write_phase_result(
             ("support_sigma_end", sw.sigma_end as f64),
             (
                 "autocorrelation_threshold",
-                options.autocorrelation_threshold as f64,
+                // the value used (0 asks for the automatic choice)
+                options.autocorrelation_threshold_for(runs.first().map_or(3, |r| r.object.ndim()))
+                    as f64,
             ),
             ("confidence_interval", options.confidence as f64),
             ("free_fraction", options.free_fraction as f64),
