@@ -17,7 +17,7 @@
 //!   (outputs go through a grid-shaped buffer, gradients come from a zero-embedded copy).
 //!
 //! Every sum runs in an order fixed by the geometry, so results do not depend on the thread
-//! count. Used when the CPU has AVX-512F (runtime detection, `BRAGG_CONV_DIRECT=0` turns it off)
+//! count. Used when the CPU has AVX-512F and AVX-512VL (runtime detection, `BRAGG_CONV_DIRECT=0` turns it off)
 //! and the slots keep at least half their lanes busy; otherwise the tiled im2col + GEMM path
 //! of [`super::cpu`] runs.
 
@@ -43,7 +43,7 @@ const MIN_LANE_EFFICIENCY: f64 = 0.5;
 const BW_OB: usize = 4;
 const BW_TB: usize = 6;
 
-/// True when the direct kernels can run here (AVX-512F) and are not turned off by
+/// True when the direct kernels can run here (AVX-512F and VL) and are not turned off by
 /// `BRAGG_CONV_DIRECT=0`.
 pub(crate) fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
@@ -279,7 +279,7 @@ fn forward_impl(
             let ov = (out_channels - b * ob).min(ob);
             let wb = &wp[b * rows * ob..(b + 1) * rows * ob];
             let bb = &bp[b * ob..(b + 1) * ob];
-            // SAFETY: AVX-512F was detected by `enabled`; this task alone writes channels
+            // SAFETY: AVX-512F and VL were detected by `enabled`; this task alone writes channels
             // b*ob..b*ob+ov of its slots of sample n, all inside `out`.
             unsafe {
                 let yb = out_ptr.get().add((n * out_channels + b * ob) * ocs);
@@ -305,7 +305,7 @@ fn forward_impl(
 /// Runs the forward micro-kernel of block width `ob` over `slots`.
 ///
 /// # Safety
-/// AVX-512F must be available; `yb` must be valid for `ov` channels of `ocs` floats.
+/// AVX-512F and AVX-512VL must be available; `yb` must be valid for `ov` channels of `ocs` floats.
 #[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
 unsafe fn forward_block_avx512(
@@ -342,7 +342,7 @@ unsafe fn forward_block_avx512(
     _: usize,
     _: usize,
 ) {
-    unreachable!("the direct path is only enabled on x86-64 with AVX-512F")
+    unreachable!("the direct path is only enabled on x86-64 with AVX-512F and VL")
 }
 
 /// Groups `slots` by `V` (the last group repeats its final slot) and runs the kernel on each.
@@ -491,7 +491,7 @@ fn backward_weight_impl(
                     &lay.slots[u * BW_UNIT_SLOTS..((u + 1) * BW_UNIT_SLOTS).min(lay.slots.len())];
                 let xn = &xp[n * c * lay.cs..(n + 1) * c * lay.cs];
                 let gn = &gsrc[n * o * ocs..(n + 1) * o * ocs];
-                // SAFETY: AVX-512F was detected by `enabled`; offsets lie inside xn / gn.
+                // SAFETY: AVX-512F and VL were detected by `enabled`; offsets lie inside xn / gn.
                 unsafe { bw_unit_avx512(xn, gn, ocs, o, &ctoff, slots, &mut acc) };
             }
             acc
@@ -508,7 +508,7 @@ fn backward_weight_impl(
 /// Adds one work unit's contribution to `acc` (`[o, rows]`), block by block.
 ///
 /// # Safety
-/// AVX-512F must be available.
+/// AVX-512F and AVX-512VL must be available.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl")]
 unsafe fn bw_unit_avx512(
@@ -545,15 +545,16 @@ unsafe fn bw_unit_avx512(
     _: &[Slot],
     _: &mut [f32],
 ) {
-    unreachable!("the direct path is only enabled on x86-64 with AVX-512F")
+    unreachable!("the direct path is only enabled on x86-64 with AVX-512F and VL")
 }
 
 /// Defines a backward-weight micro-kernel: `BW_OB` gradient rows x `BW_TB` (channel, tap)
 /// pairs summed over `slots` (at least one), then across lanes; returns the sums indexed
 /// `[pair][row]`. Written out accumulator by accumulator (the macro lists them column by
-/// column: one input vector, then its products with every gradient row), and the
-/// accumulators start from the first slot's products rather than zero: with an array of
-/// zero-initialised accumulators LLVM spilled a third of them to the stack.
+/// column: one input vector, then its products with every gradient row); the accumulators
+/// start from the first slot's products. The kernels need AVX-512VL as well as F: the lane
+/// reductions go through 256/128-bit steps, which can only reach xmm16-31 with VL, and
+/// without it LLVM kept every accumulator in zmm0-15 and spilled a third of them.
 macro_rules! bw_kernel_fn {
     ($name:ident, grads [$(($gv:ident, $gp:ident, $gi:literal)),*],
      cols [$(($xp:ident, $xi:literal) => [$($acc:ident * $gu:ident),*]),*]) => {
