@@ -17,9 +17,9 @@
 //!   (outputs go through a grid-shaped buffer, gradients come from a zero-embedded copy).
 //!
 //! Every sum runs in an order fixed by the geometry, so results do not depend on the thread
-//! count. Used when the CPU has AVX-512F and AVX-512VL (runtime detection, `BRAGG_CONV_DIRECT=0` turns it off)
-//! and the slots keep at least half their lanes busy; otherwise the tiled im2col + GEMM path
-//! of [`super::cpu`] runs.
+//! count. Used when the CPU has AVX-512F and AVX-512VL (runtime detection;
+//! `BRAGG_CONV_DIRECT=0` turns it off) and the slots keep at least half their lanes busy;
+//! otherwise the tiled im2col + GEMM path of [`super::cpu`] runs.
 
 use super::cpu::SharedMut;
 use super::im2col::Plan;
