@@ -527,6 +527,7 @@ pub fn run(args: &PhaseArgs, device: &crate::Device) -> Result<()> {
         let summary = serde_json::json!({
             "input": path, "key": args.key, "index": args.index, "mask_key": mask_key,
             "shape": shape, "chain": options.chain.to_string(), "runs": options.runs,
+            "autocorrelation_threshold": (f64::from(options.autocorrelation_threshold_for(shape.len())) * 1e6).round() / 1e6,
             "kept": kept, "out": args.out, "seconds": t0.elapsed().as_secs_f64(),
             "combined": combined.as_ref().map(|c| serde_json::json!({
                 "mode_fraction": c.mode_fraction,
