@@ -13,36 +13,30 @@ const HUGE_MIN_BYTES: usize = 4 << 20;
 /// A zero-filled vector of `len` floats: a recycled buffer of that exact size when the pool
 /// holds one (zeroed with a memset), else a fresh one.
 pub(crate) fn zeroed(len: usize) -> Vec<f32> {
-    if let Some(mut v) = reuse(len) {
-        v.fill(0.0);
-        return v;
-    }
-    let mut v = vec![0.0f32; len];
-    advise_huge(&mut v);
-    v
+    filled(len, 0.0)
 }
 
 /// A vector of `len` floats for a kernel that writes every element before anything reads
 /// it: a recycled buffer keeps its old contents (no memset), a fresh one is zero-filled
 /// (untouched calloc pages, so no cost either).
 pub(crate) fn for_overwrite(len: usize) -> Vec<f32> {
-    if let Some(v) = reuse(len) {
-        return v;
-    }
-    let mut v = vec![0.0f32; len];
-    advise_huge(&mut v);
-    v
+    reuse(len).unwrap_or_else(|| fresh(len, 0.0))
 }
 
-/// A vector of `len` copies of `value`, from the pool like [`zeroed`].
+/// A vector of `len` copies of `value`, recycled (and filled) when the pool holds one.
 pub(crate) fn filled(len: usize, value: f32) -> Vec<f32> {
-    if value.to_bits() == 0 {
-        return zeroed(len);
+    match reuse(len) {
+        Some(mut v) => {
+            v.fill(value);
+            v
+        }
+        None => fresh(len, value),
     }
-    if let Some(mut v) = reuse(len) {
-        v.fill(value);
-        return v;
-    }
+}
+
+/// A newly allocated vector of `len` copies of `value` (zeros come from calloc, untouched
+/// until written), with the huge-page advice for large buffers.
+fn fresh(len: usize, value: f32) -> Vec<f32> {
     let mut v = vec![value; len];
     advise_huge(&mut v);
     v
