@@ -25,8 +25,10 @@
 // conv_gemm: each work-group computes a TM x TN tile, stepping through K in slices of TK
 // staged in local memory; each work-item accumulates an RM x RN register block (rows
 // ty + i*NTY; columns in float4 groups (tx + g*NTX)*4 + q when RN % 4 == 0, read from local
-// memory as float4, else tx + j*NTX). TM, TN, TK, RM, RN are chosen per layer by the host (one
-// program per tile shape, -D options).
+// memory as float4, else tx + j*NTX). With PF = 1 the next K slice is loaded from global
+// memory into registers while the current one is multiplied (register double buffering).
+// TM, TN, TK, RM, RN, PF are chosen per layer by the host (one program per tile shape, -D
+// options): by `ConvTiles::for_gemm`, or timed on the device when autotuning is on.
 // conv_small_m: for M <= 4 (O = 1, 2 MSD output layers, C = 1 backward_data) one work-item per
 // column keeps all M accumulators; taps and weights are staged in local memory in chunks.
 
@@ -45,6 +47,9 @@
 #ifndef RN
 #define RN 4
 #endif
+#ifndef PF
+#define PF 0
+#endif
 #define NTX (TN / RN)
 #define NTY (TM / RM)
 #define NT (NTX * NTY)
@@ -60,6 +65,53 @@
 #else
 #define COLJ(j) (tx + (j) * NTX)
 #endif
+
+// Elements of the A and B slices at K offset k0, numbered e (A: row-major TM x TK, B:
+// TK x TN); 0 outside the matrices.
+inline float gemm_a(__global const float* a, __global const int* atab, int a_ms, int M,
+                    int kend, int kb, int P, int abs_, int m0, int k0, int e) {
+    int ml = e / TK, kk = e % TK;
+    int m = m0 + ml, k = k0 + kk;
+    if (e >= TM * TK || m >= M || k >= kend)
+        return 0.0f;
+    if (kb) {
+        int nb = k0 / P;
+        int p = k0 - nb * P + kk;
+        while (p >= P) {
+            p -= P;
+            ++nb;
+        }
+        return a[nb * abs_ + m * a_ms + p];
+    }
+    return a[atab[k] + m * a_ms];
+}
+
+inline float gemm_b(__global const float* x, __global const int4* ktab, __local const int4* Cs,
+                    int4 dims, int kend, int kb, int P, int xbs, int k0, int e) {
+    int kk = e / TN, n = e % TN;
+    int k = k0 + kk;
+    if (e >= TK * TN || k >= kend)
+        return 0.0f;
+    int4 u = Cs[n];
+    if (kb) {
+        int nb = k0 / P;
+        int p = k0 - nb * P + kk;
+        while (p >= P) {
+            p -= P;
+            ++nb;
+        }
+        u += ktab[p];
+        u.x += nb * xbs;
+    } else {
+        u += ktab[k];
+    }
+    return INSIDE3(u, dims) ? x[u.x] : 0.0f;
+}
+
+#define A_PER ((TM * TK + NT - 1) / NT)
+#define B_PER ((TK * TN + NT - 1) / NT)
+#define A_ELEM(k0, e) gemm_a(a, atab, a_ms, M, kend, kb, P, abs_, m0, (k0), (e))
+#define B_ELEM(k0, e) gemm_b(x, ktab, Cs, dims, kend, kb, P, xbs, (k0), (e))
 
 __kernel __attribute__((reqd_work_group_size(NTX, NTY, 1)))
 void conv_gemm(__global const float* a, __global const int* atab, int a_ms,
@@ -98,60 +150,51 @@ void conv_gemm(__global const float* a, __global const int* atab, int a_ms,
         for (int j = 0; j < RN; ++j)
             acc[i][j] = 0.0f;
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int k0 = kbegin; k0 < kend; k0 += TK) {
-        // kb = 1: batch item and voxel of k0 (one division per slice).
-        const int nb0 = kb ? k0 / P : 0;
-        const int p0 = k0 - nb0 * P;
+#if PF
+    // Register prefetch: the next K slice is read from global memory into registers while
+    // the current one is multiplied out of local memory.
+    float pa[A_PER], pb[B_PER];
 #pragma unroll
-        for (int i = 0; i < (TM * TK + NT - 1) / NT; ++i) {
+    for (int i = 0; i < A_PER; ++i)
+        pa[i] = A_ELEM(kbegin, lid + i * NT);
+#pragma unroll
+    for (int i = 0; i < B_PER; ++i)
+        pb[i] = B_ELEM(kbegin, lid + i * NT);
+#endif
+    for (int k0 = kbegin; k0 < kend; k0 += TK) {
+#pragma unroll
+        for (int i = 0; i < A_PER; ++i) {
             int e = lid + i * NT;
             if ((TM * TK) % NT == 0 || e < TM * TK) {
-                int ml = e / TK, kk = e % TK;
-                int m = m0 + ml, k = k0 + kk;
-                float v = 0.0f;
-                if (m < M && k < kend) {
-                    if (kb) {
-                        int nb = nb0, p = p0 + kk;
-                        while (p >= P) {
-                            p -= P;
-                            ++nb;
-                        }
-                        v = a[nb * abs_ + m * a_ms + p];
-                    } else {
-                        v = a[atab[k] + m * a_ms];
-                    }
-                }
-                As[kk][ml] = v;
+#if PF
+                As[e % TK][e / TK] = pa[i];
+#else
+                As[e % TK][e / TK] = A_ELEM(k0, e);
+#endif
             }
         }
 #pragma unroll
-        for (int i = 0; i < (TK * TN + NT - 1) / NT; ++i) {
+        for (int i = 0; i < B_PER; ++i) {
             int e = lid + i * NT;
             if ((TK * TN) % NT == 0 || e < TK * TN) {
-                int kk = e / TN, n = e % TN;
-                int k = k0 + kk;
-                float v = 0.0f;
-                if (k < kend) {
-                    int4 u = Cs[n];
-                    if (kb) {
-                        int nb = nb0, p = p0 + kk;
-                        while (p >= P) {
-                            p -= P;
-                            ++nb;
-                        }
-                        u += ktab[p];
-                        u.x += nb * xbs;
-                    } else {
-                        u += ktab[k];
-                    }
-                    if (INSIDE3(u, dims)) {
-                        v = x[u.x];
-                    }
-                }
-                Bs[kk * BSTRIDE + n] = v;
+#if PF
+                Bs[(e / TN) * BSTRIDE + e % TN] = pb[i];
+#else
+                Bs[(e / TN) * BSTRIDE + e % TN] = B_ELEM(k0, e);
+#endif
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+#if PF
+        if (k0 + TK < kend) {
+#pragma unroll
+            for (int i = 0; i < A_PER; ++i)
+                pa[i] = A_ELEM(k0 + TK, lid + i * NT);
+#pragma unroll
+            for (int i = 0; i < B_PER; ++i)
+                pb[i] = B_ELEM(k0 + TK, lid + i * NT);
+        }
+#endif
 #pragma unroll
         for (int kk = 0; kk < TK; ++kk) {
             float av[RM], bv[RN];

@@ -323,6 +323,105 @@ fn conv_parity(cases: &[ConvCase]) {
     }
 }
 
+/// Every pass of a few layers with pinned tile shapes (register prefetch, each reduction depth,
+/// narrow and wide column tiles, every register block) against the CPU. The geometries are
+/// used by no other test, so the pins don't change what the other tests run.
+#[test]
+fn conv_pinned_tile_variants() {
+    use bragg::backend::opencl::{ConvPass, ConvTiles};
+    let Some(gpu) = ocl() else { return };
+    let be = gpu.opencl_backend().unwrap();
+    let cases: [ConvCase; 3] = [
+        (2, 19, 21, [5, 9, 7], [3, 3, 3], 1, 1, true),
+        (1, 13, 40, [1, 23, 29], [1, 3, 3], 2, 1, true),
+        (3, 8, 9, [4, 6, 5], [2, 2, 2], 1, 1, false),
+    ];
+    let shapes = [
+        (32, 64, 16, 8, 8, true),
+        (32, 128, 8, 4, 8, true),
+        (16, 32, 32, 2, 4, true),
+        (64, 64, 16, 4, 4, false),
+        (48, 256, 8, 8, 8, false),
+        (8, 64, 16, 2, 8, true),
+        (4, 32, 8, 1, 2, true),
+    ];
+    let cpu = Device::cpu();
+    for (ci, case) in cases.iter().enumerate() {
+        for (si, &(tm, tn, tk, rm, rn, prefetch)) in shapes.iter().enumerate() {
+            let t = ConvTiles {
+                tm,
+                tn,
+                tk,
+                rm,
+                rn,
+                prefetch,
+            };
+            // Same geometry with a batch per shape, so each shape gets its own plan.
+            let mut g = geometry(case);
+            g.batch += si;
+            for pass in [
+                ConvPass::Forward,
+                ConvPass::BackwardData,
+                ConvPass::BackwardWeight,
+            ] {
+                be.pin_conv_tiles(pass, &g, t).unwrap();
+            }
+            let seed = 100 * ci as u64 + si as u64;
+            let x = rand_vec(g.input_len(), seed, -1.0, 1.0);
+            let w = rand_vec(g.weight_len(), seed + 1, -1.0, 1.0);
+            let b = rand_vec(g.out_channels, seed + 2, -1.0, 1.0);
+            let gy = rand_vec(g.output_len(), seed + 3, -1.0, 1.0);
+            let (cb, gb) = (cpu.backend(), gpu.backend());
+            let what = |op: &str| format!("{op} with {t:?} on {g:?}");
+            let want = cb
+                .conv_forward(&up(&cpu, &x), &up(&cpu, &w), Some(&up(&cpu, &b)), &g)
+                .unwrap();
+            let got = gb
+                .conv_forward(&up(&gpu, &x), &up(&gpu, &w), Some(&up(&gpu, &b)), &g)
+                .unwrap();
+            loose(&what("forward"), &down(&gpu, &got), &down(&cpu, &want));
+            let want = cb
+                .conv_backward_data(&up(&cpu, &gy), &up(&cpu, &w), &g)
+                .unwrap();
+            let got = gb
+                .conv_backward_data(&up(&gpu, &gy), &up(&gpu, &w), &g)
+                .unwrap();
+            loose(
+                &what("backward_data"),
+                &down(&gpu, &got),
+                &down(&cpu, &want),
+            );
+            let want = cb
+                .conv_backward_weight(&up(&cpu, &x), &up(&cpu, &gy), &g)
+                .unwrap();
+            let got = gb
+                .conv_backward_weight(&up(&gpu, &x), &up(&gpu, &gy), &g)
+                .unwrap();
+            loose(
+                &what("backward_weight"),
+                &down(&gpu, &got),
+                &down(&cpu, &want),
+            );
+            assert_eq!(be.conv_tiles_of(ConvPass::Forward, &g), Some(t));
+        }
+    }
+    // A shape the device cannot hold is refused with a message naming it.
+    let g = geometry(&cases[0]);
+    let huge = ConvTiles {
+        tm: 128,
+        tn: 256,
+        tk: 32,
+        rm: 1,
+        rn: 1,
+        prefetch: false,
+    };
+    let e = be
+        .pin_conv_tiles(ConvPass::Forward, &g, huge)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not fit"), "{e}");
+}
+
 #[test]
 fn pool_upsample_copy_filter_primitives() {
     let Some(gpu) = ocl() else { return };
@@ -592,6 +691,7 @@ fn conv_tile_selection() {
         tk: 16,
         rm: 4,
         rn: 4,
+        prefetch: false,
     };
     let gpu = Limits {
         max_work_group: 1024,

@@ -5,6 +5,7 @@
 //! The launchers of each op live next to its CPU code in `ops/<op>/opencl.rs`; this module
 //! provides what they share: [`ClBuffer`], [`OpenClBackend::launch`] and the device limits.
 
+pub mod autotune;
 mod devices;
 pub mod fft;
 mod pool;
@@ -31,6 +32,7 @@ use opencl3::memory::{Buffer, ClMem, CL_MEM_READ_ONLY};
 use opencl3::program::Program;
 use opencl3::types::{cl_device_id, cl_mem, CL_BLOCKING};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A kernel family: one `kernels/<file>.cl` source, compiled once per device.
@@ -130,6 +132,9 @@ pub struct ConvTiles {
     pub rm: usize,
     /// Register block columns per work-item.
     pub rn: usize,
+    /// Load the next reduction slice into registers while the current one is multiplied
+    /// (register double buffering).
+    pub prefetch: bool,
 }
 
 impl ConvTiles {
@@ -175,6 +180,7 @@ impl ConvTiles {
             tk: 16,
             rm,
             rn,
+            prefetch: false,
         };
         if t.threads() > limits.max_work_group || t.local_bytes() > limits.local_mem {
             fallback
@@ -182,6 +188,17 @@ impl ConvTiles {
             t
         }
     }
+}
+
+/// The three GEMMs of a convolution, each with its own tile plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConvPass {
+    /// `y = w * x + b`.
+    Forward = 0,
+    /// The gradient with respect to the input.
+    BackwardData = 1,
+    /// The gradient with respect to the weights.
+    BackwardWeight = 2,
 }
 
 /// Limits of the device that launchers size their work-groups with.
@@ -214,6 +231,12 @@ pub struct OpenClBackend {
     kernels: Mutex<HashMap<(Family, ConvTiles, &'static str), Kernel>>,
     tables: Mutex<TableCache>,
     plans: Mutex<HashMap<(u8, ConvGeometry), ConvTiles>>,
+    /// Whether conv tiles are timed on this device at first use ([`autotune`]).
+    autotune: AtomicBool,
+    /// Device, driver and kernel-source key of the tile cache file.
+    tune_key: String,
+    /// The tile cache file's shapes for this device, read on first use.
+    tuned: Mutex<Option<HashMap<String, ConvTiles>>>,
     user: Mutex<UserPrograms>,
     pool: Arc<pool::Pool>,
 }
@@ -281,6 +304,13 @@ impl OpenClBackend {
         let compute_units = dev.max_compute_units().unwrap_or(1).max(1) as usize;
         let global = dev.global_mem_size().unwrap_or(u64::MAX) as usize;
         let max_alloc = dev.max_mem_alloc_size().unwrap_or(u64::MAX) as usize;
+        let is_gpu = dev.dev_type().unwrap_or(0) & opencl3::device::CL_DEVICE_TYPE_CPU == 0;
+        let tune_key = format!(
+            "{}|{}|{:016x}",
+            device_name.trim(),
+            dev.driver_version().unwrap_or_default().trim(),
+            autotune::fnv1a(Family::Conv.source().1.as_bytes())
+        );
         // 64x64 tiles need 256 work-items and ~8.5 KiB of local memory; smaller devices get 32x32.
         let tiles = if max_wg >= 256 && local_mem >= 16 * 1024 {
             ConvTiles {
@@ -289,6 +319,7 @@ impl OpenClBackend {
                 tk: 16,
                 rm: 4,
                 rn: 4,
+                prefetch: false,
             }
         } else {
             ConvTiles {
@@ -297,6 +328,7 @@ impl OpenClBackend {
                 tk: 16,
                 rm: 4,
                 rn: 4,
+                prefetch: false,
             }
         };
         let limits = Limits {
@@ -324,6 +356,9 @@ impl OpenClBackend {
             kernels: Mutex::new(HashMap::new()),
             tables: Mutex::new(HashMap::new()),
             plans: Mutex::new(HashMap::new()),
+            autotune: AtomicBool::new(autotune::enabled_by_default(is_gpu)),
+            tune_key,
+            tuned: Mutex::new(None),
             user: Mutex::new(HashMap::new()),
             pool,
         })
@@ -358,24 +393,126 @@ impl OpenClBackend {
         cl_error(what, &self.device_name, code)
     }
 
+    /// Whether conv tile shapes are timed on this device at first use (see [`autotune`]).
+    pub fn conv_autotune(&self) -> bool {
+        self.autotune.load(Ordering::Relaxed)
+    }
+
+    /// Turns the timing of conv tile shapes at first use on or off; shapes already chosen for
+    /// this process stay as they are.
+    pub fn set_conv_autotune(&self, on: bool) {
+        self.autotune.store(on, Ordering::Relaxed);
+    }
+
+    /// Pins the tile shape of one convolution pass of geometry `g` for this process (instead
+    /// of the heuristic or timed one), e.g. to compare shapes by hand. Pinning a shape the
+    /// device cannot hold is an error.
+    pub fn pin_conv_tiles(&self, pass: ConvPass, g: &ConvGeometry, t: ConvTiles) -> Result<()> {
+        if !autotune::fits(&t, &self.limits) {
+            return Err(Error::arg(
+                "pin_conv_tiles",
+                "tiles",
+                format!(
+                    "{t:?} does not fit {} (work-group <= {}, local memory <= {} bytes, \
+                     tm % rm == 0, tn % rn == 0, tn % 4 == 0)",
+                    self.device_name, self.limits.max_work_group, self.limits.local_mem
+                ),
+            ));
+        }
+        let mut plans = self.plans.lock().map_err(|_| poisoned())?;
+        plans.insert((pass as u8, *g), t);
+        Ok(())
+    }
+
+    /// The tile shape this process uses for one pass of geometry `g`, once the pass has run
+    /// (or been pinned); `None` before, and for layers on the small-M kernel.
+    pub fn conv_tiles_of(&self, pass: ConvPass, g: &ConvGeometry) -> Option<ConvTiles> {
+        let plans = self.plans.lock().ok()?;
+        plans.get(&(pass as u8, *g)).copied()
+    }
+
     /// The conv tile shape for a GEMM of kind `kind` (0 forward, 1 backward data, 2 backward
-    /// weight) of geometry `g`, chosen once per geometry by `choose` and cached.
+    /// weight) of geometry `g`, chosen once per geometry and cached: `heuristic` when
+    /// autotuning is off, else the tile cache file's shape, else the fastest of the shapes
+    /// [`autotune::tune`] times with `trial` (one full run of the op with the given tiles).
     pub(crate) fn conv_plan(
         &self,
         kind: u8,
         g: &ConvGeometry,
-        choose: impl FnOnce(&Limits) -> ConvTiles,
+        heuristic: ConvTiles,
+        mut trial: impl FnMut(ConvTiles) -> Result<()>,
     ) -> Result<ConvTiles> {
-        let mut plans = self.plans.lock().map_err(|_| poisoned())?;
-        if let Some(t) = plans.get(&(kind, *g)) {
+        if let Some(t) = self.plans.lock().map_err(|_| poisoned())?.get(&(kind, *g)) {
             return Ok(*t);
         }
-        let t = choose(&self.limits);
+        let t = if self.conv_autotune() {
+            self.tuned_tiles(kind, g, heuristic, &mut trial)?
+        } else {
+            heuristic
+        };
+        let mut plans = self.plans.lock().map_err(|_| poisoned())?;
         if plans.len() > 1024 {
             plans.clear();
         }
         plans.insert((kind, *g), t);
         Ok(t)
+    }
+
+    /// The tile cache file's shape for (kind, g), or the fastest shape timed now (then
+    /// recorded in the file).
+    fn tuned_tiles(
+        &self,
+        kind: u8,
+        g: &ConvGeometry,
+        heuristic: ConvTiles,
+        trial: &mut impl FnMut(ConvTiles) -> Result<()>,
+    ) -> Result<ConvTiles> {
+        let key = autotune::geometry_key(kind, g);
+        {
+            let mut tuned = self.tuned.lock().map_err(|_| poisoned())?;
+            let known = tuned.get_or_insert_with(|| autotune::load(&self.tune_key));
+            if let Some(t) = known.get(&key).filter(|t| autotune::fits(t, &self.limits)) {
+                return Ok(*t);
+            }
+        }
+        self.finish()?;
+        let (best, time) =
+            autotune::tune(heuristic, &self.limits, |t| self.time_trial(t, &mut *trial));
+        if time.is_some() {
+            let mut tuned = self.tuned.lock().map_err(|_| poisoned())?;
+            tuned
+                .get_or_insert_with(HashMap::new)
+                .insert(key.clone(), best);
+            if let Some(why) = autotune::store(&self.tune_key, &key, &best) {
+                static WARNED: AtomicBool = AtomicBool::new(false);
+                if !WARNED.swap(true, Ordering::Relaxed) {
+                    eprintln!("bragg: {why} (tiles are re-timed in every process)");
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    /// Seconds of one run of `trial` with tiles `t` (the best of at least 3 after a warm-up
+    /// that builds the program), or `None` when the shape fails to build or run here.
+    fn time_trial(
+        &self,
+        t: ConvTiles,
+        trial: &mut impl FnMut(ConvTiles) -> Result<()>,
+    ) -> Option<f64> {
+        trial(t).ok()?;
+        self.finish().ok()?;
+        let (mut best, mut total, mut runs) = (f64::INFINITY, 0.0, 0);
+        while runs < 3 || (total < 0.02 && runs < 20) {
+            let start = std::time::Instant::now();
+            trial(t).ok()?;
+            self.finish().ok()?;
+            let s = start.elapsed().as_secs_f64();
+            best = best.min(s);
+            total += s;
+            runs += 1;
+        }
+        Some(best)
     }
 
     /// The compiled program of a family with the conv tile options `t`, built on first use.
@@ -386,8 +523,8 @@ impl OpenClBackend {
         }
         let (file, src) = family.source();
         let options = format!(
-            "-cl-std=CL1.2 -cl-mad-enable -DTM={} -DTN={} -DTK={} -DRM={} -DRN={}",
-            t.tm, t.tn, t.tk, t.rm, t.rn
+            "-cl-std=CL1.2 -cl-mad-enable -DTM={} -DTN={} -DTK={} -DRM={} -DRN={} -DPF={}",
+            t.tm, t.tn, t.tk, t.rm, t.rn, t.prefetch as u8
         );
         let program = self.build_program(file, src, &options)?;
         let p = Arc::new(program);

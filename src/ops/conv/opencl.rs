@@ -113,7 +113,7 @@ struct Gemm<'a> {
 
 impl Gemm<'_> {
     /// Runs the GEMM into `out` over `splits` slices of K (`splits` > 1 writes `splits`
-    /// partial M x N results one after another).
+    /// partial M x N results one after another), on the layer's tile plan.
     fn run(
         &self,
         be: &OpenClBackend,
@@ -121,37 +121,67 @@ impl Gemm<'_> {
         out: &ClBuffer,
         splits: usize,
     ) -> Result<()> {
+        if splits == 1 && self.m <= SMALL_M && !self.kb {
+            return self.run_small_m(be, out);
+        }
+        let t = self.plan(be, g, |t| self.run_tiled(be, out, splits, t))?;
+        self.run_tiled(be, out, splits, t)
+    }
+
+    /// The tile shape of this GEMM: the heuristic one, or the fastest `trial` run when the
+    /// device autotunes.
+    fn plan(
+        &self,
+        be: &OpenClBackend,
+        g: &ConvGeometry,
+        trial: impl FnMut(ConvTiles) -> Result<()>,
+    ) -> Result<ConvTiles> {
+        let heuristic = ConvTiles::for_gemm(self.m, self.n, be.limits());
+        be.conv_plan(self.kind, g, heuristic, trial)
+    }
+
+    /// `conv_small_m`: one work-item per column holding all (at most `SMALL_M`) rows.
+    fn run_small_m(&self, be: &OpenClBackend, out: &ClBuffer) -> Result<()> {
         let op = "conv";
         let (m, n, k) = (self.m, self.n, self.k);
-        if splits == 1 && m <= SMALL_M && !self.kb {
-            let wg = be.limits().wg1.min(256);
-            return be.launch(
-                Family::Conv,
-                "conv_small_m",
-                &[
-                    Arg::Buf(self.a),
-                    Arg::Mem(self.atab.get()),
-                    Arg::I32(i32_len(self.a_ms, op)?),
-                    Arg::Buf(self.x),
-                    Arg::Mem(self.ktab.get()),
-                    Arg::Mem(self.ntab.get()),
-                    Arg::Buf(out),
-                    Arg::I32(i32_len(self.o_ms, op)?),
-                    Arg::Buf(self.bias.unwrap_or(self.a)),
-                    Arg::I32(self.bias.is_some() as i32),
-                    Arg::I32(i32_len(m, op)?),
-                    Arg::I32(i32_len(n, op)?),
-                    Arg::I32(i32_len(k, op)?),
-                    Arg::Int4(int4(self.dims, 0)),
-                    Arg::I32(i32_len(self.p.max(1), op)?),
-                    Arg::I32(i32_len(self.xbs, op)?),
-                    Arg::I32(i32_len(self.obs, op)?),
-                ],
-                &[n, m.div_ceil(SMALL_M)],
-                Some(&[wg, 1]),
-            );
-        }
-        let t = self.tiles(be, g)?;
+        let wg = be.limits().wg1.min(256);
+        be.launch(
+            Family::Conv,
+            "conv_small_m",
+            &[
+                Arg::Buf(self.a),
+                Arg::Mem(self.atab.get()),
+                Arg::I32(i32_len(self.a_ms, op)?),
+                Arg::Buf(self.x),
+                Arg::Mem(self.ktab.get()),
+                Arg::Mem(self.ntab.get()),
+                Arg::Buf(out),
+                Arg::I32(i32_len(self.o_ms, op)?),
+                Arg::Buf(self.bias.unwrap_or(self.a)),
+                Arg::I32(self.bias.is_some() as i32),
+                Arg::I32(i32_len(m, op)?),
+                Arg::I32(i32_len(n, op)?),
+                Arg::I32(i32_len(k, op)?),
+                Arg::Int4(int4(self.dims, 0)),
+                Arg::I32(i32_len(self.p.max(1), op)?),
+                Arg::I32(i32_len(self.xbs, op)?),
+                Arg::I32(i32_len(self.obs, op)?),
+            ],
+            &[n, m.div_ceil(SMALL_M)],
+            Some(&[wg, 1]),
+        )
+    }
+
+    /// `conv_gemm` with tiles `t`.
+    fn run_tiled(
+        &self,
+        be: &OpenClBackend,
+        out: &ClBuffer,
+        splits: usize,
+        t: ConvTiles,
+    ) -> Result<()> {
+        let op = "conv";
+        let (m, n, k) = (self.m, self.n, self.k);
         let kchunk = k.div_ceil(splits).div_ceil(t.tk) * t.tk;
         let (ntx, nty) = (t.tn / t.rn, t.tm / t.rm);
         be.launch_tiled(
@@ -184,11 +214,6 @@ impl Gemm<'_> {
             &[n.div_ceil(t.tn) * ntx, m.div_ceil(t.tm) * nty, splits],
             Some(&[ntx, nty, 1]),
         )
-    }
-
-    fn tiles(&self, be: &OpenClBackend, g: &ConvGeometry) -> Result<ConvTiles> {
-        let (m, n) = (self.m, self.n);
-        be.conv_plan(self.kind, g, |l| ConvTiles::for_gemm(m, n, l))
     }
 }
 
@@ -395,7 +420,14 @@ pub fn backward_weight(
         abs: m * p,
         obs: 0,
     };
-    let t = gemm.tiles(be, g)?;
+    let t = gemm.plan(be, g, |t| weight_gradient_with(be, &gemm, t).map(drop))?;
+    weight_gradient_with(be, &gemm, t)
+}
+
+/// The weight-gradient GEMM with tiles `t`: split over enough work-group layers (split-K) to
+/// fill every compute unit, the partial results then summed.
+fn weight_gradient_with(be: &OpenClBackend, gemm: &Gemm, t: ConvTiles) -> Result<ClBuffer> {
+    let (m, n, k) = (gemm.m, gemm.n, gemm.k);
     let blocks = m.div_ceil(t.tm) * n.div_ceil(t.tn);
     // Enough work-groups for ~4 per compute unit and ~1024 work-items per compute unit (the
     // small work-groups of tiny-M layers need many more splits to fill the device).
@@ -406,13 +438,13 @@ pub fn backward_weight(
     let splits = target.div_ceil(blocks).clamp(1, max_splits);
     let kchunk = k.div_ceil(splits).div_ceil(t.tk) * t.tk;
     let splits = k.div_ceil(kchunk.max(1)).max(1);
-    let gw = be.alloc(g.weight_len())?;
+    let gw = be.alloc(m * n)?;
     if splits == 1 {
-        gemm.run(be, g, &gw, 1)?;
+        gemm.run_tiled(be, &gw, 1, t)?;
         return Ok(gw);
     }
     let part = be.alloc(splits * m * n)?;
-    gemm.run(be, g, &part, splits)?;
+    gemm.run_tiled(be, &part, splits, t)?;
     let mn = m * n;
     be.launch1(
         Family::Conv,
