@@ -28,7 +28,8 @@ fn cases(small: bool) -> Vec<(String, ConvGeometry)> {
         (8, 32, 32, 128, 32)
     };
     // (batch, C, O, input, kernel, dilation)
-    let list: [(usize, usize, usize, [usize; 3], [usize; 3], usize); 7] = [
+    type Case = (usize, usize, usize, [usize; 3], [usize; 3], usize);
+    let list: [Case; 7] = [
         (n3, 32, 32, [s3; 3], [3; 3], 1),
         (n3, 32, 32, [s3; 3], [3; 3], 4),
         (n2, 48, 48, [1, s2, s2], [1, 3, 3], 1),

@@ -44,9 +44,9 @@ pub fn cache_dir() -> Option<PathBuf> {
 
 /// Whether `t` can run on a device with `limits`.
 pub(crate) fn fits(t: &ConvTiles, limits: &Limits) -> bool {
-    t.tm % t.rm == 0
-        && t.tn % t.rn == 0
-        && t.tn % 4 == 0
+    t.tm.is_multiple_of(t.rm)
+        && t.tn.is_multiple_of(t.rn)
+        && t.tn.is_multiple_of(4)
         && t.threads() <= limits.max_work_group
         && t.local_bytes() <= limits.local_mem
 }
