@@ -6,7 +6,8 @@
 //   A(m, k) = a[atab[k] + m * a_ms]
 //   B(k, n) = gather(x, ktab[k] + ntab[n]), an int4 (flat offset, z, y, x): the element
 //             x[.x] when (z, y, x) lies inside `dims`, else 0 (zero padding)
-//   C(m, n) -> out[split * split_stride + nb * obs + p + m * o_ms] (+ bias[m])
+//   C(m, n) -> out[split * split_stride + nb * obs + p + m * o_ms] (+ bias[m], then LeakyReLU
+//             of slope `slope` when `has_act`: the fused conv + bias + activation)
 //
 // The voxel tables hold one batch item (P voxels, the same for every layer of a given shape);
 // the batch index nb of a voxel index v = nb * P + p is split off with one division per column
@@ -59,6 +60,12 @@
     ((uint)(u).y < (uint)(d).x && (uint)(u).z < (uint)(d).y && (uint)(u).w < (uint)(d).z)
 // A column origin that no tap brings inside the volume (columns past N).
 #define NO_COL ((int4)(0, -0x20000000, 0, 0))
+
+// The fused activation of the stored outputs: LeakyReLU of slope `slope` when `has_act`.
+inline float leaky_act(float v, int has_act, float slope) {
+    return (has_act && !(v > 0.0f)) ? slope * v : v;
+}
+#define ACT(v) leaky_act((v), has_act, slope)
 
 #if RN % 4 == 0
 #define COLJ(j) ((tx + ((j) / 4) * NTX) * 4 + ((j) % 4))
@@ -118,7 +125,7 @@ void conv_gemm(__global const float* a, __global const int* atab, int a_ms,
                __global const float* x, __global const int4* ktab, __global const int4* ntab,
                __global float* out, int o_ms, int split_stride, __global const float* bias,
                int has_bias, int M, int N, int K, int kchunk, int4 dims, int kb, int P,
-               int xbs, int abs_, int obs) {
+               int xbs, int abs_, int obs, int has_act, float slope) {
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int lid = ty * NTX + tx;
     const int n0 = get_group_id(0) * TN, m0 = get_group_id(1) * TM;
@@ -239,7 +246,7 @@ void conv_gemm(__global const float* a, __global const int* atab, int a_ms,
 #pragma unroll
             for (int j = 0; j < RN; ++j) {
                 if (oc[j] >= 0) {
-                    out[oc[j] + m * o_ms] = acc[i][j] + b0;
+                    out[oc[j] + m * o_ms] = ACT(acc[i][j] + b0);
                 }
             }
         }
@@ -254,7 +261,7 @@ __kernel void conv_small_m(__global const float* a, __global const int* atab, in
                            __global const float* x, __global const int4* ktab,
                            __global const int4* ntab, __global float* out, int o_ms,
                            __global const float* bias, int has_bias, int M, int N, int K,
-                           int4 dims, int P, int xbs, int obs) {
+                           int4 dims, int P, int xbs, int obs, int has_act, float slope) {
     const int lid = get_local_id(0), wg = get_local_size(0);
     const int n = get_global_id(0);
     const int m0 = get_group_id(1) * SM;
@@ -298,7 +305,7 @@ __kernel void conv_small_m(__global const float* a, __global const int* atab, in
         for (int i = 0; i < SM; ++i) {
             int m = m0 + i;
             if (m < M) {
-                out[o + m * o_ms] = acc[i] + (has_bias ? bias[m] : 0.0f);
+                out[o + m * o_ms] = ACT(acc[i] + (has_bias ? bias[m] : 0.0f));
             }
         }
     }

@@ -501,3 +501,72 @@ fn ndarray_round_trip_and_errors() {
     assert!(x.pad(&[(1, 1); 3], 0.0).is_err());
     assert!(ComplexTensor::from_real(&x).unwrap().fft(3).is_err());
 }
+
+/// The fused conv + LeakyReLU against the two ops in sequence: identical values and gradients
+/// on the CPU (direct kernels, the GEMM path of strided layers, 2-D and 3-D, slope 0 = ReLU,
+/// a negative slope that falls back to the unfused ops), and OpenCL against the CPU.
+#[test]
+fn fused_conv_leaky_relu_matches_conv_then_activation() {
+    use bragg::Padding;
+    // (input shape, weight shape, stride, dilation, slope)
+    let cases: [(Vec<usize>, Vec<usize>, usize, usize, f32); 5] = [
+        (vec![2, 5, 12, 40], vec![16, 5, 3, 3], 1, 1, 0.2),
+        (vec![1, 4, 9, 10, 33], vec![8, 4, 3, 3, 3], 1, 2, 0.01),
+        (vec![2, 3, 11, 12], vec![6, 3, 3, 3], 2, 1, 0.2),
+        (vec![1, 3, 6, 7, 40], vec![3, 3, 2, 2, 2], 1, 1, 0.0),
+        (vec![1, 2, 8, 9], vec![4, 2, 3, 3], 1, 1, -0.5),
+    ];
+    let cpu = Device::cpu();
+    let run = |dev: &Device, ci: usize, fused: bool| -> (Vec<f32>, Vec<Vec<f32>>) {
+        let (xs, ws, stride, dil, slope) = &cases[ci];
+        let seed = 40 + ci as u64;
+        let x = Tensor::from_vec(host(xs, Fill::Uniform(-1.0, 1.0), seed), xs, dev)
+            .unwrap()
+            .into_param();
+        let w = Tensor::from_vec(host(ws, Fill::Uniform(-0.5, 0.5), seed + 1), ws, dev)
+            .unwrap()
+            .into_param();
+        let b = Tensor::from_vec(
+            host(&[ws[0]], Fill::Uniform(-0.3, 0.3), seed + 2),
+            &[ws[0]],
+            dev,
+        )
+        .unwrap()
+        .into_param();
+        let (d, s) = ([*dil], [*stride]);
+        let y = if fused {
+            x.conv_leaky_relu(&w, Some(&b), &d, &s, Padding::Same, *slope)
+        } else {
+            x.conv(&w, Some(&b), &d, &s, Padding::Same)
+                .and_then(|y| y.leaky_relu(*slope))
+        }
+        .unwrap();
+        let g = weighted(&y).unwrap().backward().unwrap();
+        let grads = [&x, &w, &b]
+            .iter()
+            .map(|t| g.get(t).unwrap().to_vec().unwrap())
+            .collect();
+        (y.to_vec().unwrap(), grads)
+    };
+    for (ci, case) in cases.iter().enumerate() {
+        let (y_fused, g_fused) = run(&cpu, ci, true);
+        let (y_plain, g_plain) = run(&cpu, ci, false);
+        assert!(case.4 <= 0.0 || y_fused.iter().any(|v| *v < 0.0));
+        assert_eq!(
+            y_fused, y_plain,
+            "case {ci}: fused values differ on the CPU"
+        );
+        assert_eq!(
+            g_fused, g_plain,
+            "case {ci}: fused gradients differ on the CPU"
+        );
+        if let Some(gpu) = ocl() {
+            let (y_gpu, g_gpu) = run(&gpu, ci, true);
+            let name = format!("conv_leaky_relu case {ci}");
+            close(&name, "forward", &y_gpu, &y_plain);
+            for (i, (a, b)) in g_gpu.iter().zip(&g_plain).enumerate() {
+                close(&name, &format!("gradient {i}"), a, b);
+            }
+        }
+    }
+}

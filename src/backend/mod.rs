@@ -114,6 +114,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         bias: Option<&Storage>,
         g: &ConvGeometry,
     ) -> Result<Storage>;
+    /// Convolution followed by LeakyReLU, `y = leaky_relu(w * x + b, slope)`: the same values
+    /// as [`Backend::conv_forward`] then [`Backend::unary`] with `LeakyRelu(slope)`. Backends
+    /// override it to apply the activation as the outputs are stored (one pass less over
+    /// memory); the default runs the two ops.
+    fn conv_forward_leaky_relu(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        bias: Option<&Storage>,
+        slope: f32,
+        g: &ConvGeometry,
+    ) -> Result<Storage> {
+        let y = self.conv_forward(x, w, bias, g)?;
+        self.unary(UnaryOp::LeakyRelu(slope), &y)
+    }
     /// Gradient of the convolution with respect to its input (also the transposed convolution).
     fn conv_backward_data(&self, gy: &Storage, w: &Storage, g: &ConvGeometry) -> Result<Storage>;
     /// Gradient of the convolution with respect to its weights.

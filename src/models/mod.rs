@@ -371,9 +371,7 @@ pub(crate) fn unet_levels(
     x: &Tensor,
 ) -> Result<Tensor> {
     let block = |convs: &[Conv; 2], x: &Tensor| -> Result<Tensor> {
-        convs[1]
-            .forward(&convs[0].forward(x)?.leaky_relu(slope)?)?
-            .leaky_relu(slope)
+        convs[1].forward_leaky_relu(&convs[0].forward_leaky_relu(x, slope)?, slope)
     };
     let mut skips = vec![];
     let mut h = x.clone();

@@ -48,7 +48,7 @@ impl Module for MsdNet {
         for row in &self.layers {
             let outs: Vec<Tensor> = row
                 .iter()
-                .map(|c| c.forward(&h)?.leaky_relu(self.cfg.slope))
+                .map(|c| c.forward_leaky_relu(&h, self.cfg.slope))
                 .collect::<Result<_>>()?;
             let mut all: Vec<&Tensor> = vec![&h];
             all.extend(outs.iter());

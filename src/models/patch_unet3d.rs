@@ -90,7 +90,7 @@ impl PatchUNet3d {
     fn parallel(&self, x: &Tensor, convs: &[Conv]) -> Result<Tensor> {
         let outs: Vec<Tensor> = convs
             .iter()
-            .map(|c| c.forward(x)?.leaky_relu(self.slope))
+            .map(|c| c.forward_leaky_relu(x, self.slope))
             .collect::<Result<_>>()?;
         let mut all: Vec<&Tensor> = vec![x];
         all.extend(outs.iter());
@@ -104,8 +104,8 @@ impl Module for PatchUNet3d {
         let s = self.slope;
         let p1 = self.parallel(x, &self.enc1)?.max_pool(&[2])?; // 33 @ n/2
         let p2 = self.parallel(&p1, &self.enc2)?.max_pool(&[2])?; // 97 @ n/4
-        let p3 = self.enc3.forward(&p2)?.leaky_relu(s)?.max_pool(&[2])?; // 128 @ n/8
-        let p4 = self.enc4.forward(&p3)?.leaky_relu(s)?.max_pool(&[2])?; // 256 @ n/16
+        let p3 = self.enc3.forward_leaky_relu(&p2, s)?.max_pool(&[2])?; // 128 @ n/8
+        let p4 = self.enc4.forward_leaky_relu(&p3, s)?.max_pool(&[2])?; // 256 @ n/16
         let mut h = self
             .bottleneck
             .forward(&p4)?
@@ -116,7 +116,7 @@ impl Module for PatchUNet3d {
             h = t.forward(&c)?.leaky_relu(s)?.upsample(&[2])?;
         }
         for c in &self.head {
-            h = c.forward(&h)?.leaky_relu(s)?;
+            h = c.forward_leaky_relu(&h, s)?;
         }
         self.out.forward(&h)?.scaled_sigmoid(SIGMOID_SCALE)
     }

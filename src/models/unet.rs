@@ -25,11 +25,11 @@ pub(crate) enum Block {
 impl Block {
     fn forward(&self, x: &Tensor, slope: f32) -> Result<Tensor> {
         match self {
-            Block::Plain(c) => c.forward(x)?.leaky_relu(slope),
+            Block::Plain(c) => c.forward_leaky_relu(x, slope),
             Block::Dilated(convs) => {
                 let outs: Vec<Tensor> = convs
                     .iter()
-                    .map(|c| c.forward(x)?.leaky_relu(slope))
+                    .map(|c| c.forward_leaky_relu(x, slope))
                     .collect::<Result<_>>()?;
                 let mut all: Vec<&Tensor> = vec![x];
                 all.extend(outs.iter());
@@ -122,7 +122,7 @@ impl Module for UNet {
         }
         for (conv, e) in self.dec.iter().zip(skips.iter().rev()) {
             let u = h.upsample(&[2])?;
-            h = conv.forward(&concat(&[&u, e], 1)?)?.leaky_relu(s)?;
+            h = conv.forward_leaky_relu(&concat(&[&u, e], 1)?, s)?;
         }
         self.out.forward(&h)?.sigmoid()
     }

@@ -106,6 +106,20 @@ impl Conv {
     pub fn out_channels(&self) -> usize {
         self.weight.shape()[0]
     }
+
+    /// The layer followed by LeakyReLU of `slope`, fused into one op
+    /// ([`Tensor::conv_leaky_relu`]): the values of `forward(x)?.leaky_relu(slope)` with one
+    /// pass less over memory and no pre-activation kept for the backward.
+    pub fn forward_leaky_relu(&self, x: &Tensor, slope: f32) -> Result<Tensor> {
+        x.conv_leaky_relu(
+            &self.weight,
+            self.bias.as_ref(),
+            &self.dilation,
+            &self.stride,
+            self.padding,
+            slope,
+        )
+    }
 }
 
 impl Module for Conv {

@@ -417,14 +417,58 @@ impl Tensor {
         stride: &[usize],
         padding: Padding,
     ) -> Result<Tensor> {
-        const OP: &str = "conv";
-        let (g, out_shape) = self.conv_geometry(OP, weight, bias, dilation, stride, padding)?;
+        self.conv_impl("conv", weight, bias, dilation, stride, padding, None)
+    }
+
+    /// [`Tensor::conv`] followed by [`Tensor::leaky_relu`] with `slope`, fused: the activation
+    /// is applied as the convolution stores its outputs, and the backward pass recovers the
+    /// activation's gradient from the output, so the pre-activation tensor is never kept. The
+    /// values and gradients are those of the two ops in sequence. A negative or non-finite
+    /// slope (the sign of the output then no longer tells the sign of the input) runs the two
+    /// ops unfused.
+    pub fn conv_leaky_relu(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        dilation: &[usize],
+        stride: &[usize],
+        padding: Padding,
+        slope: f32,
+    ) -> Result<Tensor> {
+        if !(slope.is_finite() && slope >= 0.0) {
+            return self
+                .conv(weight, bias, dilation, stride, padding)?
+                .leaky_relu(slope);
+        }
+        let op = "conv_leaky_relu";
+        self.conv_impl(op, weight, bias, dilation, stride, padding, Some(slope))
+    }
+
+    /// The convolution, with the LeakyReLU of slope `leaky` (>= 0) fused when given.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_impl(
+        &self,
+        op: &'static str,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        dilation: &[usize],
+        stride: &[usize],
+        padding: Padding,
+        leaky: Option<f32>,
+    ) -> Result<Tensor> {
+        let (g, out_shape) = self.conv_geometry(op, weight, bias, dilation, stride, padding)?;
         let backend = self.device().backend();
         let y = {
-            let b = bias.map(|b| b.storage());
-            backend.conv_forward(&self.storage(), &weight.storage(), b.as_deref(), &g)?
+            let (x, w, b) = (self.storage(), weight.storage(), bias.map(|b| b.storage()));
+            match leaky {
+                Some(s) => backend.conv_forward_leaky_relu(&x, &w, b.as_deref(), s, &g)?,
+                None => backend.conv_forward(&x, &w, b.as_deref(), &g)?,
+            }
         };
         let out = wrap(y, out_shape.clone(), self.device());
+        // The activation's gradient is read off the output: y > 0 exactly where the
+        // pre-activation is, for a slope >= 0.
+        let y_keep = leaky.map(|_| out.detach());
         let (x, w) = (self.detach(), weight.detach());
         let (need_x, need_w) = (self.requires_grad(), weight.requires_grad());
         let need_b = bias.is_some_and(|b| b.requires_grad());
@@ -432,8 +476,16 @@ impl Tensor {
         if let Some(b) = bias {
             inputs.push(b);
         }
-        Ok(record(out, OP, &inputs, move |gy| {
+        Ok(record(out, op, &inputs, move |gy| {
             let be = gy.device().backend();
+            let gy = match (leaky, &y_keep) {
+                (Some(s), Some(y)) => {
+                    let g =
+                        be.unary_backward(UnaryOp::LeakyRelu(s), &y.storage(), &gy.storage())?;
+                    wrap(g, gy.shape().to_vec(), gy.device())
+                }
+                _ => gy.clone(),
+            };
             let gx = need_x
                 .then(|| -> Result<Tensor> {
                     let s = be.conv_backward_data(&gy.storage(), &w.storage(), &g)?;

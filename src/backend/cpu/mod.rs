@@ -91,6 +91,25 @@ impl Backend for CpuBackend {
         )))
     }
 
+    fn conv_forward_leaky_relu(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        bias: Option<&Storage>,
+        slope: f32,
+        g: &ConvGeometry,
+    ) -> Result<Storage> {
+        const OP: &str = "conv_leaky_relu";
+        let bias = bias.map(|b| b.cpu(OP)).transpose()?;
+        Ok(Storage::Cpu(conv::cpu::forward_leaky_relu(
+            x.cpu(OP)?,
+            w.cpu(OP)?,
+            bias,
+            Some(slope),
+            g,
+        )))
+    }
+
     fn conv_backward_data(&self, gy: &Storage, w: &Storage, g: &ConvGeometry) -> Result<Storage> {
         Ok(Storage::Cpu(conv::cpu::backward_data(
             gy.cpu("conv_backward_data")?,

@@ -1055,6 +1055,20 @@ impl Backend for OpenClBackend {
         conv::opencl::forward(self, cl(x, "conv")?, cl(w, "conv")?, bias, g).map(Storage::OpenCl)
     }
 
+    fn conv_forward_leaky_relu(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        bias: Option<&Storage>,
+        slope: f32,
+        g: &ConvGeometry,
+    ) -> Result<Storage> {
+        const OP: &str = "conv_leaky_relu";
+        let bias = bias.map(|b| cl(b, OP)).transpose()?;
+        let (x, w) = (cl(x, OP)?, cl(w, OP)?);
+        conv::opencl::forward_leaky_relu(self, x, w, bias, Some(slope), g).map(Storage::OpenCl)
+    }
+
     fn conv_backward_data(&self, gy: &Storage, w: &Storage, g: &ConvGeometry) -> Result<Storage> {
         conv::opencl::backward_data(
             self,

@@ -122,11 +122,14 @@ impl Scratch {
 }
 
 /// The convolution `y[n, o, p] = b[o] + sum_r wmat[o, r] col_n[r, p]` over `batch` samples of
-/// `x` (`[batch, plan.channels, input...]`) into `y` (`[batch, out_channels, output...]`).
+/// `x` (`[batch, plan.channels, input...]`) into `y` (`[batch, out_channels, output...]`),
+/// followed by LeakyReLU when `leaky` gives its slope.
+#[allow(clippy::too_many_arguments)]
 fn forward_plan(
     x: &[f32],
     wmat: &[f32],
     bias: Option<&[f32]>,
+    leaky: Option<f32>,
     plan: &Plan,
     batch: usize,
     out_channels: usize,
@@ -139,7 +142,7 @@ fn forward_plan(
     if p == 0 || out_channels == 0 || batch == 0 {
         return;
     }
-    if super::direct::forward(x, wmat, bias, plan, batch, out_channels, y) {
+    if super::direct::forward(x, wmat, bias, leaky, plan, batch, out_channels, y) {
         return;
     }
     let tile = plan.tile_len(TILE_BUDGET);
@@ -180,21 +183,49 @@ fn forward_plan(
             unsafe {
                 let c = yp.get().add(n * ys + p0);
                 gemm(out_channels, rows, tl, a, b, 0.0, c, p, 1);
-                if let Some(bias) = bias {
-                    for (o, &bo) in bias.iter().enumerate().take(out_channels) {
-                        let row = std::slice::from_raw_parts_mut(c.add(o * p), tl);
-                        row.iter_mut().for_each(|v| *v += bo);
+                for o in 0..out_channels {
+                    let row = std::slice::from_raw_parts_mut(c.add(o * p), tl);
+                    match (bias.map(|b| b[o]), leaky) {
+                        (Some(bo), Some(s)) => {
+                            row.iter_mut().for_each(|v| *v = leaky_relu(*v + bo, s))
+                        }
+                        (Some(bo), None) => row.iter_mut().for_each(|v| *v += bo),
+                        (None, Some(s)) => row.iter_mut().for_each(|v| *v = leaky_relu(*v, s)),
+                        (None, None) => break,
                     }
                 }
             }
         });
 }
 
+/// LeakyReLU of one value, as the element-wise op computes it.
+#[inline]
+fn leaky_relu(v: f32, slope: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        slope * v
+    }
+}
+
 /// Forward convolution.
 pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
+    forward_leaky_relu(x, w, bias, None, g)
+}
+
+/// Forward convolution with the LeakyReLU of slope `leaky` (when given) fused into the store:
+/// the same values as [`forward`] followed by the element-wise LeakyReLU, in one pass.
+pub fn forward_leaky_relu(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    leaky: Option<f32>,
+    g: &ConvGeometry,
+) -> Vec<f32> {
     // every output is written (direct kernels and GEMM with beta = 0)
     let mut y = crate::ops::alloc::for_overwrite(g.output_len());
-    forward_plan(x, w, bias, &Plan::of(g), g.batch, g.out_channels, &mut y);
+    let plan = Plan::of(g);
+    forward_plan(x, w, bias, leaky, &plan, g.batch, g.out_channels, &mut y);
     y
 }
 
@@ -242,7 +273,7 @@ fn backward_data_gather(gy: &[f32], w: &[f32], g: &ConvGeometry, gx: &mut [f32])
         pad: [0, 1, 2]
             .map(|a| (g.dilation[a] * (g.kernel[a] - 1)) as isize - g.pad_before[a] as isize),
     };
-    forward_plan(gy, &wt, None, &plan, g.batch, c, gx);
+    forward_plan(gy, &wt, None, None, &plan, g.batch, c, gx);
 }
 
 /// Any stride: per tile `colgrad = W^T x gy`, then col2im. Tasks are (sample, channel block)

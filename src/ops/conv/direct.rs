@@ -205,23 +205,28 @@ fn forward_block(o: usize) -> usize {
 /// Direct forward convolution `y[n, o, p] = b[o] + sum_r wmat[o, r] col_n[r, p]` (the product
 /// the im2col path computes). Returns false, writing nothing, when the direct path does not
 /// apply (no AVX-512, stride other than 1, too many idle lanes).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     x: &[f32],
     wmat: &[f32],
     bias: Option<&[f32]>,
+    leaky: Option<f32>,
     plan: &Plan,
     batch: usize,
     out_channels: usize,
     y: &mut [f32],
 ) -> bool {
-    forward_impl(x, wmat, bias, plan, batch, out_channels, y, false)
+    forward_impl(x, wmat, bias, leaky, plan, batch, out_channels, y, false)
 }
 
+/// [`forward`], optionally whatever the lane efficiency (`force`); `leaky` = Some(slope)
+/// applies LeakyReLU to the outputs as they are stored.
 #[allow(clippy::too_many_arguments)]
 fn forward_impl(
     x: &[f32],
     wmat: &[f32],
     bias: Option<&[f32]>,
+    leaky: Option<f32>,
     plan: &Plan,
     batch: usize,
     out_channels: usize,
@@ -283,7 +288,7 @@ fn forward_impl(
             // b*ob..b*ob+ov of its slots of sample n, all inside `out`.
             unsafe {
                 let yb = out_ptr.get().add((n * out_channels + b * ob) * ocs);
-                forward_block_avx512(ob, xn, &lay, c, wb, bb, slots, yb, ocs, ov);
+                forward_block_avx512(ob, xn, &lay, c, wb, bb, leaky, slots, yb, ocs, ov);
             }
         }
     });
@@ -315,16 +320,17 @@ unsafe fn forward_block_avx512(
     c: usize,
     wb: &[f32],
     bb: &[f32],
+    leaky: Option<f32>,
     slots: &[Slot],
     yb: *mut f32,
     ocs: usize,
     ov: usize,
 ) {
     match ob {
-        8 => fwd_slots::<8, 3>(xn, lay, c, wb, bb, slots, yb, ocs, ov),
-        6 => fwd_slots::<6, 4>(xn, lay, c, wb, bb, slots, yb, ocs, ov),
-        4 => fwd_slots::<4, 6>(xn, lay, c, wb, bb, slots, yb, ocs, ov),
-        _ => fwd_slots::<2, 12>(xn, lay, c, wb, bb, slots, yb, ocs, ov),
+        8 => fwd_slots::<8, 3>(xn, lay, c, wb, bb, leaky, slots, yb, ocs, ov),
+        6 => fwd_slots::<6, 4>(xn, lay, c, wb, bb, leaky, slots, yb, ocs, ov),
+        4 => fwd_slots::<4, 6>(xn, lay, c, wb, bb, leaky, slots, yb, ocs, ov),
+        _ => fwd_slots::<2, 12>(xn, lay, c, wb, bb, leaky, slots, yb, ocs, ov),
     }
 }
 
@@ -337,6 +343,7 @@ unsafe fn forward_block_avx512(
     _: usize,
     _: &[f32],
     _: &[f32],
+    _: Option<f32>,
     _: &[Slot],
     _: *mut f32,
     _: usize,
@@ -355,6 +362,7 @@ unsafe fn fwd_slots<const OB: usize, const V: usize>(
     c: usize,
     wb: &[f32],
     bb: &[f32],
+    leaky: Option<f32>,
     slots: &[Slot],
     yb: *mut f32,
     ocs: usize,
@@ -364,12 +372,12 @@ unsafe fn fwd_slots<const OB: usize, const V: usize>(
     for group in slots.chunks(V) {
         let last = group[group.len() - 1];
         let s: [Slot; V] = std::array::from_fn(|v| *group.get(v).unwrap_or(&last));
-        fwd_kernel::<OB, V>(xn.as_ptr(), lay, c, wb.as_ptr(), bb, &s, yb, ocs, ov);
+        fwd_kernel::<OB, V>(xn.as_ptr(), lay, c, wb.as_ptr(), bb, leaky, &s, yb, ocs, ov);
     }
 }
 
 /// `OB` output channels x `V` slots: `y = bias + sum_{c, tap} w * x` in 24 (or fewer) vector
-/// registers.
+/// registers, then LeakyReLU when `leaky` gives a slope (`y > 0 ? y : slope * y`).
 #[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl")]
@@ -380,6 +388,7 @@ unsafe fn fwd_kernel<const OB: usize, const V: usize>(
     c: usize,
     wb: *const f32,
     bb: &[f32],
+    leaky: Option<f32>,
     s: &[Slot; V],
     yb: *mut f32,
     ocs: usize,
@@ -412,7 +421,12 @@ unsafe fn fwd_kernel<const OB: usize, const V: usize>(
     }
     for (o, row) in acc.iter().enumerate().take(ov) {
         for (v, a) in row.iter().enumerate() {
-            _mm512_mask_storeu_ps(yb.add(o * ocs + s[v].out), masks[v], *a);
+            let mut r = *a;
+            if let Some(slope) = leaky {
+                let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(r, _mm512_setzero_ps());
+                r = _mm512_mask_blend_ps(positive, _mm512_mul_ps(r, _mm512_set1_ps(slope)), r);
+            }
+            _mm512_mask_storeu_ps(yb.add(o * ocs + s[v].out), masks[v], r);
         }
     }
 }
@@ -643,6 +657,7 @@ mod tests {
             &x,
             &w,
             Some(&b),
+            None,
             &plan,
             g.batch,
             g.out_channels,
@@ -654,6 +669,25 @@ mod tests {
             return;
         }
         close("forward", g, &y, &reference::forward(&x, &w, Some(&b), g));
+        // The fused LeakyReLU stores exactly the activation of those values.
+        let mut fused = vec![f32::NAN; g.output_len()];
+        let slope = Some(0.1);
+        assert!(forward_impl(
+            &x,
+            &w,
+            Some(&b),
+            slope,
+            &plan,
+            g.batch,
+            g.out_channels,
+            &mut fused,
+            true
+        ));
+        let want: Vec<f32> = y
+            .iter()
+            .map(|&v| if v > 0.0 { v } else { 0.1 * v })
+            .collect();
+        assert_eq!(fused, want, "fused LeakyReLU on {g:?}");
         let gw = backward_weight_impl(&x, &gy, &plan, g.batch, g.out_channels, true).unwrap();
         close(
             "backward_weight",
@@ -765,7 +799,9 @@ mod tests {
             let mut y = vec![0.0; g.output_len()];
             for rep in 0..3 {
                 let t0 = thread_cpu_seconds();
-                assert!(forward_impl(&x, &w, None, &plan, 8, 32, &mut y, false));
+                assert!(forward_impl(
+                    &x, &w, None, None, &plan, 8, 32, &mut y, false
+                ));
                 let t1 = thread_cpu_seconds();
                 let gw = backward_weight_impl(&x, &gy, &plan, 8, 32, false).unwrap();
                 let t2 = thread_cpu_seconds();

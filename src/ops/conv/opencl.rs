@@ -99,6 +99,8 @@ struct Gemm<'a> {
     ntab: &'a Buffer<i32>,
     o_ms: usize,
     bias: Option<&'a ClBuffer>,
+    /// LeakyReLU slope applied to the stored outputs (the fused activation of the forward).
+    leaky: Option<f32>,
     /// Dimensions of the gathered volume.
     dims: [usize; 3],
     /// The batch runs along K (backward_weight) rather than N.
@@ -166,6 +168,8 @@ impl Gemm<'_> {
                 Arg::I32(i32_len(self.p.max(1), op)?),
                 Arg::I32(i32_len(self.xbs, op)?),
                 Arg::I32(i32_len(self.obs, op)?),
+                Arg::I32(self.leaky.is_some() as i32),
+                Arg::F32(self.leaky.unwrap_or(0.0)),
             ],
             &[n, m.div_ceil(SMALL_M)],
             Some(&[wg, 1]),
@@ -210,6 +214,8 @@ impl Gemm<'_> {
                 Arg::I32(i32_len(self.xbs, op)?),
                 Arg::I32(i32_len(self.abs, op)?),
                 Arg::I32(i32_len(self.obs, op)?),
+                Arg::I32(self.leaky.is_some() as i32),
+                Arg::F32(self.leaky.unwrap_or(0.0)),
             ],
             &[n.div_ceil(t.tn) * ntx, m.div_ceil(t.tm) * nty, splits],
             Some(&[ntx, nty, 1]),
@@ -239,6 +245,18 @@ pub fn forward(
     bias: Option<&ClBuffer>,
     g: &ConvGeometry,
 ) -> Result<ClBuffer> {
+    forward_leaky_relu(be, x, w, bias, None, g)
+}
+
+/// `y = w * x + b`, then LeakyReLU of slope `leaky` (when given) in the same kernel.
+pub fn forward_leaky_relu(
+    be: &OpenClBackend,
+    x: &ClBuffer,
+    w: &ClBuffer,
+    bias: Option<&ClBuffer>,
+    leaky: Option<f32>,
+    g: &ConvGeometry,
+) -> Result<ClBuffer> {
     check(g, "conv")?;
     let p: usize = g.output.iter().product();
     let kv: usize = g.kernel.iter().product();
@@ -258,6 +276,7 @@ pub fn forward(
         ntab: &vox,
         o_ms: p,
         bias,
+        leaky,
         dims: g.input,
         kb: false,
         p,
@@ -312,6 +331,7 @@ pub fn backward_data(
         ntab: &vox,
         o_ms: iv,
         bias: None,
+        leaky: None,
         dims: g.output,
         kb: false,
         p: iv,
@@ -413,6 +433,7 @@ pub fn backward_weight(
         ntab: &tap,
         o_ms: n,
         bias: None,
+        leaky: None,
         dims: g.input,
         kb: true,
         p,
