@@ -28,7 +28,7 @@ pub enum Storage {
 }
 
 impl Drop for Storage {
-    /// Large host buffers go back to the CPU buffer pool ([`crate::ops::alloc`]) so that the
+    /// Large host buffers go back to the CPU buffer pool (`ops::alloc`) so that the
     /// next kernel output of the same size skips the page faults of a fresh mapping.
     fn drop(&mut self) {
         if let Storage::Cpu(v) = self {
