@@ -73,6 +73,18 @@ inline float leaky_act(float v, int has_act, float slope) {
 #define COLJ(j) (tx + (j) * NTX)
 #endif
 
+// kb = 1 (K runs over batch x voxels): (batch item, voxel) of K index k0 + kk for kk < TK: one
+// division by P per slice (the same for every element), then a few subtractions.
+inline int2 batch_voxel(int k0, int kk, int P) {
+    int nb = k0 / P;
+    int p = k0 - nb * P + kk;
+    while (p >= P) {
+        p -= P;
+        ++nb;
+    }
+    return (int2)(nb, p);
+}
+
 // Elements of the A and B slices at K offset k0, numbered e (A: row-major TM x TK, B:
 // TK x TN); 0 outside the matrices.
 inline float gemm_a(__global const float* a, __global const int* atab, int a_ms, int M,
@@ -82,13 +94,8 @@ inline float gemm_a(__global const float* a, __global const int* atab, int a_ms,
     if (e >= TM * TK || m >= M || k >= kend)
         return 0.0f;
     if (kb) {
-        int nb = k0 / P;
-        int p = k0 - nb * P + kk;
-        while (p >= P) {
-            p -= P;
-            ++nb;
-        }
-        return a[nb * abs_ + m * a_ms + p];
+        int2 v = batch_voxel(k0, kk, P);
+        return a[v.x * abs_ + m * a_ms + v.y];
     }
     return a[atab[k] + m * a_ms];
 }
@@ -101,14 +108,9 @@ inline float gemm_b(__global const float* x, __global const int4* ktab, __local 
         return 0.0f;
     int4 u = Cs[n];
     if (kb) {
-        int nb = k0 / P;
-        int p = k0 - nb * P + kk;
-        while (p >= P) {
-            p -= P;
-            ++nb;
-        }
-        u += ktab[p];
-        u.x += nb * xbs;
+        int2 v = batch_voxel(k0, kk, P);
+        u += ktab[v.y];
+        u.x += v.x * xbs;
     } else {
         u += ktab[k];
     }
