@@ -276,49 +276,40 @@ fn conv_tile_shapes() {
 
 fn conv_parity(cases: &[ConvCase]) {
     let Some(gpu) = ocl() else { return };
-    let cpu = Device::cpu();
     for (ci, case) in cases.iter().enumerate() {
         let g = geometry(case);
-        let seed = 10 * ci as u64;
-        let x = rand_vec(g.input_len(), seed, -1.0, 1.0);
-        let w = rand_vec(g.weight_len(), seed + 1, -1.0, 1.0);
-        let b = rand_vec(g.out_channels, seed + 2, -1.0, 1.0);
-        let gy = rand_vec(g.output_len(), seed + 3, -1.0, 1.0);
-        let (cb, gb) = (cpu.backend(), gpu.backend());
-        let bc = up(&cpu, &b);
-        let bg = up(&gpu, &b);
-        let want = cb
-            .conv_forward(&up(&cpu, &x), &up(&cpu, &w), Some(&bc), &g)
-            .unwrap();
-        let got = gb
-            .conv_forward(&up(&gpu, &x), &up(&gpu, &w), Some(&bg), &g)
-            .unwrap();
+        conv_passes_match(&gpu, &g, 10 * ci as u64, &format!("{g:?}"));
+    }
+}
+
+/// Forward (with bias), data gradient and weight gradient of geometry `g` on `gpu` against the
+/// CPU, on random operands drawn from `seed`; `what` names the case in failures.
+fn conv_passes_match(gpu: &Device, g: &ConvGeometry, seed: u64, what: &str) {
+    let cpu = Device::cpu();
+    let x = rand_vec(g.input_len(), seed, -1.0, 1.0);
+    let w = rand_vec(g.weight_len(), seed + 1, -1.0, 1.0);
+    let b = rand_vec(g.out_channels, seed + 2, -1.0, 1.0);
+    let gy = rand_vec(g.output_len(), seed + 3, -1.0, 1.0);
+    type Pass<'a> = (&'a str, &'a dyn Fn(&Device) -> Storage);
+    let passes: [Pass; 3] = [
+        ("forward", &|d| {
+            let (x, w, b) = (up(d, &x), up(d, &w), up(d, &b));
+            d.backend().conv_forward(&x, &w, Some(&b), g).unwrap()
+        }),
+        ("backward_data", &|d| {
+            let (gy, w) = (up(d, &gy), up(d, &w));
+            d.backend().conv_backward_data(&gy, &w, g).unwrap()
+        }),
+        ("backward_weight", &|d| {
+            let (x, gy) = (up(d, &x), up(d, &gy));
+            d.backend().conv_backward_weight(&x, &gy, g).unwrap()
+        }),
+    ];
+    for (name, run) in passes {
         loose(
-            &format!("conv forward {g:?}"),
-            &down(&gpu, &got),
-            &down(&cpu, &want),
-        );
-        let want = cb
-            .conv_backward_data(&up(&cpu, &gy), &up(&cpu, &w), &g)
-            .unwrap();
-        let got = gb
-            .conv_backward_data(&up(&gpu, &gy), &up(&gpu, &w), &g)
-            .unwrap();
-        loose(
-            &format!("conv backward_data {g:?}"),
-            &down(&gpu, &got),
-            &down(&cpu, &want),
-        );
-        let want = cb
-            .conv_backward_weight(&up(&cpu, &x), &up(&cpu, &gy), &g)
-            .unwrap();
-        let got = gb
-            .conv_backward_weight(&up(&gpu, &x), &up(&gpu, &gy), &g)
-            .unwrap();
-        loose(
-            &format!("conv backward_weight {g:?}"),
-            &down(&gpu, &got),
-            &down(&cpu, &want),
+            &format!("conv {name} {what}"),
+            &down(gpu, &run(gpu)),
+            &down(&cpu, &run(&cpu)),
         );
     }
 }
@@ -345,7 +336,6 @@ fn conv_pinned_tile_variants() {
         (8, 64, 16, 2, 8, true),
         (4, 32, 8, 1, 2, true),
     ];
-    let cpu = Device::cpu();
     for (ci, case) in cases.iter().enumerate() {
         for (si, &(tm, tn, tk, rm, rn, prefetch)) in shapes.iter().enumerate() {
             let t = ConvTiles {
@@ -367,41 +357,7 @@ fn conv_pinned_tile_variants() {
                 be.pin_conv_tiles(pass, &g, t).unwrap();
             }
             let seed = 100 * ci as u64 + si as u64;
-            let x = rand_vec(g.input_len(), seed, -1.0, 1.0);
-            let w = rand_vec(g.weight_len(), seed + 1, -1.0, 1.0);
-            let b = rand_vec(g.out_channels, seed + 2, -1.0, 1.0);
-            let gy = rand_vec(g.output_len(), seed + 3, -1.0, 1.0);
-            let (cb, gb) = (cpu.backend(), gpu.backend());
-            let what = |op: &str| format!("{op} with {t:?} on {g:?}");
-            let want = cb
-                .conv_forward(&up(&cpu, &x), &up(&cpu, &w), Some(&up(&cpu, &b)), &g)
-                .unwrap();
-            let got = gb
-                .conv_forward(&up(&gpu, &x), &up(&gpu, &w), Some(&up(&gpu, &b)), &g)
-                .unwrap();
-            loose(&what("forward"), &down(&gpu, &got), &down(&cpu, &want));
-            let want = cb
-                .conv_backward_data(&up(&cpu, &gy), &up(&cpu, &w), &g)
-                .unwrap();
-            let got = gb
-                .conv_backward_data(&up(&gpu, &gy), &up(&gpu, &w), &g)
-                .unwrap();
-            loose(
-                &what("backward_data"),
-                &down(&gpu, &got),
-                &down(&cpu, &want),
-            );
-            let want = cb
-                .conv_backward_weight(&up(&cpu, &x), &up(&cpu, &gy), &g)
-                .unwrap();
-            let got = gb
-                .conv_backward_weight(&up(&gpu, &x), &up(&gpu, &gy), &g)
-                .unwrap();
-            loose(
-                &what("backward_weight"),
-                &down(&gpu, &got),
-                &down(&cpu, &want),
-            );
+            conv_passes_match(&gpu, &g, seed, &format!("with {t:?} on {g:?}"));
             assert_eq!(be.conv_tiles_of(ConvPass::Forward, &g), Some(t));
         }
     }
@@ -685,14 +641,7 @@ fn device_specs() {
 #[test]
 fn conv_tile_selection() {
     use bragg::backend::opencl::{ConvTiles, Limits};
-    let default = ConvTiles {
-        tm: 64,
-        tn: 64,
-        tk: 16,
-        rm: 4,
-        rn: 4,
-        prefetch: false,
-    };
+    let default = ConvTiles::square(64);
     let gpu = Limits {
         max_work_group: 1024,
         local_mem: 48 * 1024,

@@ -215,14 +215,7 @@ mod tests {
             local_mem: 48 * 1024,
             compute_units: 16,
             wg1: 256,
-            tiles: ConvTiles {
-                tm: 64,
-                tn: 64,
-                tk: 16,
-                rm: 4,
-                rn: 4,
-                prefetch: false,
-            },
+            tiles: ConvTiles::square(64),
         }
     }
 

@@ -138,6 +138,19 @@ pub struct ConvTiles {
 }
 
 impl ConvTiles {
+    /// Square `side x side` tiles, TK 16, 4x4 register blocks, no prefetch: the device defaults
+    /// (64 where the device holds 256 work-items, else 32).
+    pub fn square(side: usize) -> ConvTiles {
+        ConvTiles {
+            tm: side,
+            tn: side,
+            tk: 16,
+            rm: 4,
+            rn: 4,
+            prefetch: false,
+        }
+    }
+
     /// Work-items per work-group.
     pub fn threads(&self) -> usize {
         (self.tm / self.rm) * (self.tn / self.rn)
@@ -313,23 +326,9 @@ impl OpenClBackend {
         );
         // 64x64 tiles need 256 work-items and ~8.5 KiB of local memory; smaller devices get 32x32.
         let tiles = if max_wg >= 256 && local_mem >= 16 * 1024 {
-            ConvTiles {
-                tm: 64,
-                tn: 64,
-                tk: 16,
-                rm: 4,
-                rn: 4,
-                prefetch: false,
-            }
+            ConvTiles::square(64)
         } else {
-            ConvTiles {
-                tm: 32,
-                tn: 32,
-                tk: 16,
-                rm: 4,
-                rn: 4,
-                prefetch: false,
-            }
+            ConvTiles::square(32)
         };
         let limits = Limits {
             max_work_group: max_wg,
